@@ -1,0 +1,250 @@
+//! Configuration is read once at start from the environment into typed values. A bad value stops the
+//! service with a message that names the variable. Tests build an [`Env`] from pairs instead of touching
+//! the process environment.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::identity::{ServiceIdentity, Version};
+use crate::telemetry::{Sampler, TelemetryConfig};
+
+pub const PORT: &str = "PORT";
+pub const SERVICE_VERSION: &str = "SERVICE_VERSION";
+pub const SHUTDOWN_DELAY_MS: &str = "SHUTDOWN_DELAY_MS";
+pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
+pub const RUST_LOG: &str = "RUST_LOG";
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+
+/// A snapshot of environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is required but not set")]
+    Missing { name: &'static str },
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(name: &'static str, value: impl Into<String>, reason: impl Display) -> Self {
+        ConfigError::Invalid {
+            name,
+            value: value.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl Env {
+    /// Reads the process environment (only `main` should call this). Variables whose value is not
+    /// UTF-8 are kept as lossy strings so that parsing names them instead of ignoring them.
+    pub fn from_process() -> Self {
+        Self::from_pairs(
+            std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
+        )
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The raw value; an empty value counts as unset, as most tools treat it.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn get<T>(&self, name: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.raw(name)
+            .map(|value| {
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|e| ConfigError::invalid(name, value, e))
+            })
+            .transpose()
+    }
+
+    pub fn get_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        Ok(self.get(name)?.unwrap_or(default))
+    }
+
+    pub fn require<T>(&self, name: &'static str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.get(name)?.ok_or(ConfigError::Missing { name })
+    }
+
+    /// A duration given in whole milliseconds.
+    pub fn millis_or(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        Ok(self
+            .get::<u64>(name)?
+            .map(Duration::from_millis)
+            .unwrap_or(default))
+    }
+}
+
+/// What every service needs to take part in the mesh.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub port: u16,
+    pub identity: ServiceIdentity,
+    /// How long to keep serving after SIGTERM with readiness already failing, so that load balancers
+    /// stop sending new requests before the listener closes.
+    pub shutdown_delay: Duration,
+    /// The bound on waiting for in-flight requests once the listener has closed.
+    pub drain: Duration,
+    pub telemetry: TelemetryConfig,
+}
+
+impl MeshConfig {
+    pub fn from_env(
+        service: &'static str,
+        default_port: u16,
+        env: &Env,
+    ) -> Result<Self, ConfigError> {
+        let version = env.get_or(SERVICE_VERSION, Version::Stable)?;
+        let identity = ServiceIdentity::new(service, version);
+        Ok(Self {
+            port: env.get_or(PORT, default_port)?,
+            shutdown_delay: env.millis_or(SHUTDOWN_DELAY_MS, Duration::ZERO)?,
+            drain: env.millis_or(SHUTDOWN_DRAIN_MS, Duration::from_secs(10))?,
+            telemetry: TelemetryConfig::from_env(&identity, env)?,
+            identity,
+        })
+    }
+}
+
+impl TelemetryConfig {
+    fn from_env(identity: &ServiceIdentity, env: &Env) -> Result<Self, ConfigError> {
+        let disabled = env.get_or(OTEL_SDK_DISABLED, false)?;
+        let traces_endpoint = match env.raw(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+            Some(url) => Some(parse_url(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, url)?),
+            None => env
+                .raw(OTEL_EXPORTER_OTLP_ENDPOINT)
+                .map(|base| {
+                    parse_url(OTEL_EXPORTER_OTLP_ENDPOINT, base)
+                        .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+                })
+                .transpose()?,
+        };
+        Ok(Self {
+            service_name: env
+                .raw(OTEL_SERVICE_NAME)
+                .map(str::to_owned)
+                .unwrap_or_else(|| identity.service().to_owned()),
+            otlp_traces_endpoint: traces_endpoint.filter(|_| !disabled),
+            sampler: Sampler::from_env(
+                env.raw(OTEL_TRACES_SAMPLER),
+                env.raw(OTEL_TRACES_SAMPLER_ARG),
+            )?,
+            log_filter: env.raw(RUST_LOG).unwrap_or("info").to_owned(),
+        })
+    }
+}
+
+fn parse_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    match value.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(value.to_owned()),
+        _ => Err(ConfigError::invalid(
+            name,
+            value,
+            "expected an http:// or https:// URL",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let cfg = MeshConfig::from_env("ml", 5001, &env(&[])).expect("defaults are valid");
+        assert_eq!(cfg.port, 5001);
+        assert_eq!(cfg.identity.to_string(), "ml/stable");
+        assert_eq!(cfg.telemetry.otlp_traces_endpoint, None);
+        assert_eq!(cfg.telemetry.service_name, "ml");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = MeshConfig::from_env("ml", 5001, &env(&[("PORT", "80a")])).unwrap_err();
+        assert!(err.to_string().starts_with("PORT=\"80a\" is invalid"), "{err}");
+        let err = MeshConfig::from_env("ml", 5001, &env(&[("SERVICE_VERSION", "beta")])).unwrap_err();
+        assert!(err.to_string().contains("SERVICE_VERSION"), "{err}");
+        let err = MeshConfig::from_env(
+            "ml",
+            5001,
+            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
+        let err = MeshConfig::from_env("ml", 5001, &env(&[("OTEL_TRACES_SAMPLER", "sometimes")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("OTEL_TRACES_SAMPLER"), "{err}");
+    }
+
+    #[test]
+    fn otlp_endpoint_gets_the_traces_path() {
+        let cfg = MeshConfig::from_env(
+            "backend",
+            8080,
+            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318/")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.telemetry.otlp_traces_endpoint.as_deref(),
+            Some("http://jaeger:4318/v1/traces")
+        );
+    }
+
+    #[test]
+    fn required_values_report_missing() {
+        let err = env(&[("ML_URL", " ")]).require::<String>("ML_URL").unwrap_err();
+        assert_eq!(err, ConfigError::Missing { name: "ML_URL" });
+    }
+}
