@@ -1,1 +1,79 @@
-fn main() {}
+//! `cargo run --release`: the whole 3RVision lab on loopback. See the crate docs and the README.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use lab::{Lab, LabOptions};
+use mesh::config::Env;
+
+/// Runs stable and canary builds of frontend, backend and ml on loopback, routed by the mesh's
+/// Istio VirtualServices and DestinationRules.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Mesh config to route by: a directory of YAML, a rendered kustomize file, or `-` for stdin.
+    #[arg(long, default_value_os_t = LabOptions::default_mesh_config().into_os_string())]
+    config: std::ffi::OsString,
+    /// Address the edge (the gateway for frontend.local) listens on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = Env::from_process();
+    let config = match lab::lab::lab_mesh_config(&env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let guard = match mesh::telemetry::init(&config.telemetry, &config.identity, std::io::stdout) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("lab: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = LabOptions {
+        mesh_config: args.config.to_string_lossy().into_owned(),
+        edge: args.listen,
+        base_env: std::env::vars().collect(),
+        tier_env: Vec::new(),
+    };
+    let code = match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    };
+    guard.shutdown();
+    code
+}
+
+async fn run(options: LabOptions) -> anyhow::Result<()> {
+    let lab = Lab::start(options).await?;
+    lab.wait_ready(Duration::from_secs(60)).await?;
+    println!("3RVision lab is up: open {}", lab.url());
+    for replica in lab.replicas() {
+        println!(
+            "  {:<8} {:<6} http://{}",
+            replica.tier.name(),
+            replica.version.as_str(),
+            replica.addr
+        );
+    }
+    println!(
+        "Requests with `x-canary: true` take the canary at every hop; others follow the weights in the \
+         mesh config. Ctrl-C stops the lab."
+    );
+    mesh::shutdown_signal().await;
+    println!("stopping: draining in-flight requests");
+    lab.shutdown().await;
+    Ok(())
+}

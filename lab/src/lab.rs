@@ -1,0 +1,274 @@
+//! Starting and stopping the lab: six replicas, three hops, one edge address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mesh::config::{Env, MeshConfig};
+use mesh::{Mesh, Readiness, Server, StopPolicy, Version};
+use mesh_istio::route::RouteTable;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::hop::Hop;
+use crate::topology::{Tier, VERSIONS};
+
+pub struct LabOptions {
+    /// A directory of mesh YAML (default `mesh/deploy/base`), a rendered file, or `-` for stdin.
+    pub mesh_config: String,
+    /// Where users reach the frontend (the gateway's address).
+    pub edge: SocketAddr,
+    /// Environment every replica starts with (OTEL_*, RUST_LOG, MODEL_DIR, …); the lab adds PORT,
+    /// SERVICE_VERSION and the downstream URLs.
+    pub base_env: Vec<(String, String)>,
+    /// Extra variables for one tier (tests use this for short timeouts).
+    pub tier_env: Vec<(Tier, String, String)>,
+}
+
+impl LabOptions {
+    pub fn default_mesh_config() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../mesh/deploy/base"))
+    }
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            mesh_config: Self::default_mesh_config().display().to_string(),
+            edge: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            base_env: Vec::new(),
+            tier_env: Vec::new(),
+        }
+    }
+}
+
+/// One running build of one tier.
+pub struct Replica {
+    pub tier: Tier,
+    pub version: Version,
+    pub addr: SocketAddr,
+    pub readiness: Readiness,
+}
+
+pub struct Lab {
+    edge: SocketAddr,
+    hops: HashMap<Tier, SocketAddr>,
+    replicas: Vec<Replica>,
+    stops: HashMap<Tier, watch::Sender<bool>>,
+    tasks: JoinSet<(Tier, Version, std::io::Result<()>)>,
+    hop_tasks: JoinSet<()>,
+}
+
+impl Lab {
+    pub async fn start(options: LabOptions) -> anyhow::Result<Self> {
+        let resources = mesh_istio::load::load_input(&options.mesh_config)
+            .with_context(|| format!("reading the mesh config {}", options.mesh_config))?;
+        let routes = Arc::new(
+            RouteTable::from_resources(&resources)
+                .with_context(|| format!("routing rules in {}", options.mesh_config))?,
+        );
+
+        // Hops first: the services need their URLs.
+        let mut hop_listeners = HashMap::new();
+        for tier in Tier::ALL {
+            let addr = if tier == Tier::Frontend {
+                options.edge
+            } else {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {} hop on {addr}", tier.name()))?;
+            hop_listeners.insert(tier, listener);
+        }
+        let hops: HashMap<Tier, SocketAddr> = hop_listeners
+            .iter()
+            .map(|(tier, l)| Ok((*tier, l.local_addr()?)))
+            .collect::<std::io::Result<_>>()?;
+
+        let mut lab = Lab {
+            edge: hops[&Tier::Frontend],
+            hops,
+            replicas: Vec::new(),
+            stops: HashMap::new(),
+            tasks: JoinSet::new(),
+            hop_tasks: JoinSet::new(),
+        };
+        let mut replica_urls: HashMap<Tier, HashMap<Version, String>> = HashMap::new();
+        for tier in Tier::ALL {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            lab.stops.insert(tier, stop_tx);
+            for version in VERSIONS {
+                let env = lab.replica_env(&options, tier, version);
+                let replica = lab
+                    .start_replica(tier, version, &env, stop_rx.clone())
+                    .await?;
+                replica_urls
+                    .entry(tier)
+                    .or_default()
+                    .insert(version, format!("http://{}", replica.addr));
+                lab.replicas.push(replica);
+            }
+        }
+        for (tier, listener) in hop_listeners {
+            let hop = Hop::new(
+                tier.entry_host(),
+                routes.clone(),
+                replica_urls.remove(&tier).unwrap_or_default(),
+            );
+            let app = hop.router();
+            lab.hop_tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(hop = tier.name(), error = %e, "hop stopped");
+                }
+            });
+        }
+        Ok(lab)
+    }
+
+    fn replica_env(&self, options: &LabOptions, tier: Tier, version: Version) -> Env {
+        let mut pairs = options.base_env.clone();
+        pairs.push(("PORT".into(), "0".into()));
+        pairs.push(("SERVICE_VERSION".into(), version.as_str().into()));
+        match tier {
+            Tier::Frontend => pairs.push(("BACKEND_URL".into(), self.hop_url(Tier::Backend))),
+            Tier::Backend => pairs.push(("ML_URL".into(), self.hop_url(Tier::Ml))),
+            Tier::Ml => {}
+        }
+        pairs.extend(
+            options
+                .tier_env
+                .iter()
+                .filter(|(t, _, _)| *t == tier)
+                .map(|(_, k, v)| (k.clone(), v.clone())),
+        );
+        Env::from_pairs(pairs)
+    }
+
+    async fn start_replica(
+        &mut self,
+        tier: Tier,
+        version: Version,
+        env: &Env,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Replica> {
+        let context = || format!("starting {}/{}", tier.name(), version);
+        let (mesh_config, mesh, app) = match tier {
+            Tier::Frontend => {
+                let config = frontend::Config::from_env(env).with_context(context)?;
+                let mesh = Mesh::new(config.mesh.identity.clone());
+                let app = frontend::build(&config, &mesh)
+                    .await
+                    .with_context(context)?;
+                (config.mesh, mesh, app)
+            }
+            Tier::Backend => {
+                let config = backend::Config::from_env(env).with_context(context)?;
+                let mesh = Mesh::new(config.mesh.identity.clone());
+                let app = backend::build(&config, &mesh).await.with_context(context)?;
+                (config.mesh, mesh, app)
+            }
+            Tier::Ml => {
+                let config = ml::Config::from_env(env).with_context(context)?;
+                let mesh = Mesh::new(config.mesh.identity.clone());
+                let app = ml::build(&config, &mesh).await.with_context(context)?;
+                (config.mesh, mesh, app)
+            }
+        };
+        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port)))
+            .await
+            .with_context(context)?;
+        let addr = server.local_addr();
+        let readiness = mesh.readiness();
+        let stop_policy = StopPolicy::from(&mesh_config);
+        let signal = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let serving_readiness = readiness.clone();
+        self.tasks.spawn(async move {
+            let result = server
+                .run_until_stopped(app, serving_readiness, signal, stop_policy)
+                .await;
+            (tier, version, result)
+        });
+        Ok(Replica {
+            tier,
+            version,
+            addr,
+            readiness,
+        })
+    }
+
+    /// The address users open: the gateway's.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.edge)
+    }
+
+    /// Where the tier's hop (its "Service") listens.
+    pub fn hop_url(&self, tier: Tier) -> String {
+        format!("http://{}", self.hops[&tier])
+    }
+
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// Waits until every replica that is still running reports ready.
+    pub async fn wait_ready(&self, bound: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !self.replicas.iter().all(|r| r.readiness.is_ready()) {
+            if started.elapsed() > bound {
+                let waiting: Vec<String> = self
+                    .replicas
+                    .iter()
+                    .filter(|r| !r.readiness.is_ready())
+                    .map(|r| format!("{}/{}", r.tier.name(), r.version))
+                    .collect();
+                anyhow::bail!("not ready after {bound:?}: {}", waiting.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops both replicas of a tier (as if its pods were gone) and waits for them to exit.
+    pub async fn stop_tier(&mut self, tier: Tier) {
+        if let Some(stop) = self.stops.get(&tier) {
+            let _ = stop.send(true);
+        }
+        let mut running = self.replicas.iter().filter(|r| r.tier == tier).count();
+        // Only this tier's server tasks can end now: each ends once its listener closed and drained.
+        while running > 0 {
+            match self.tasks.join_next().await {
+                Some(Ok((t, version, result))) if t == tier => {
+                    if let Err(e) = result {
+                        tracing::warn!(replica = %format!("{}/{version}", t.name()), error = %e, "stopped with an error");
+                    }
+                    running -= 1;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    /// Stops everything: every replica fails readiness at once, then the tiers stop edge first, each
+    /// draining its in-flight requests within its bound while the tiers behind it still serve them.
+    pub async fn shutdown(mut self) {
+        for replica in &self.replicas {
+            replica.readiness.set_ready(false);
+        }
+        for tier in Tier::ALL {
+            self.stop_tier(tier).await;
+        }
+        self.hop_tasks.shutdown().await;
+    }
+}
+
+/// The mesh settings of the lab process itself (telemetry, log filter).
+pub fn lab_mesh_config(env: &Env) -> Result<MeshConfig, mesh::config::ConfigError> {
+    MeshConfig::from_env("lab", 3000, env)
+}

@@ -1,0 +1,94 @@
+//! What a person sees when a tier is down, too slow, or sent something that is not a photo.
+
+use std::time::{Duration, Instant};
+
+use lab::topology::Tier;
+
+use crate::support::{spawn_lab, spawn_lab_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ml_down_gives_503_and_a_friendly_page_fast() {
+    let mut app = spawn_lab().await;
+    app.lab.stop_tier(Tier::Ml).await;
+
+    let started = Instant::now();
+    let backend = app
+        .http
+        .post(format!("{}/api/v1/analyze", app.lab.hop_url(Tier::Backend)))
+        .multipart(app.form())
+        .send()
+        .await
+        .expect("backend answers");
+    assert_eq!(backend.status(), 503);
+    assert!(backend.headers().contains_key("retry-after"));
+    let body: serde_json::Value = backend.json().await.expect("json error");
+    assert!(body["error"]["code"].is_string(), "{body}");
+
+    let page = app
+        .http
+        .post(format!("{}/analyze", app.lab.url()))
+        .multipart(app.form())
+        .send()
+        .await
+        .expect("frontend answers");
+    assert_eq!(page.status(), 503);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("<html"), "an HTML page: {html}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "failing took {:?}",
+        started.elapsed()
+    );
+    app.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ml_slower_than_the_timeout_gives_504() {
+    let app = spawn_lab_with(vec![(Tier::Backend, "ML_TIMEOUT_MS", "1")]).await;
+    let backend = app
+        .http
+        .post(format!("{}/api/v1/analyze", app.lab.hop_url(Tier::Backend)))
+        .multipart(app.form())
+        .send()
+        .await
+        .expect("backend answers");
+    assert_eq!(backend.status(), 504);
+    let page = app
+        .http
+        .post(format!("{}/analyze", app.lab.url()))
+        .multipart(app.form())
+        .send()
+        .await
+        .expect("frontend answers");
+    assert_eq!(page.status(), 504);
+    assert!(page.text().await.expect("page").contains("<html"));
+    app.lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_text_file_named_jpg_is_a_readable_415_page() {
+    let app = spawn_lab().await;
+    let form = app.form_with(
+        b"just some notes, not a photo\n".to_vec(),
+        "notes.jpg",
+        "image/jpeg",
+    );
+    let page = app
+        .http
+        .post(format!("{}/analyze", app.lab.url()))
+        .multipart(form)
+        .send()
+        .await
+        .expect("frontend answers");
+    assert_eq!(page.status(), 415);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("<html"));
+    assert!(
+        html.to_lowercase().contains("jpeg"),
+        "says which formats work: {html}"
+    );
+    // The lab keeps serving.
+    let ok = app.analyze_json(false).await;
+    assert_eq!(ok.item.label, "espresso");
+    app.lab.shutdown().await;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Test"): installs what the tests need on a fresh Debian
+# machine, then runs every check. Usage: scripts/test.sh
+#   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
+#   - cargo fmt --check, cargo clippy -D warnings, cargo test for the whole workspace
+#   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
+#   - the local lab: a real browser uploads a photo; `mesh demo` checks the canary split per hop
+# Ends with one line `total: N passed, N failed` (one per step) and exits non-zero on any failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+VENV="$ROOT/.venv"
+passed=0
+failed=0
+failures=()
+
+step() { printf '\n==> %s\n' "$*"; }
+run() { # run NAME COMMAND...: one counted step
+    local name=$1
+    shift
+    step "$name"
+    local started=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "--- $name: ok ($((SECONDS - started)) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "--- $name: FAILED ($((SECONDS - started)) s)"
+    fi
+}
+
+install_debian_packages() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python_tools() {
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want=$(cat tests/requirements.txt tests/mesh/constraints.txt | sha256sum | cut -d' ' -f1)
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    python3 -m venv "$VENV" &&
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt &&
+        echo "$want" >"$stamp"
+}
+
+# rust-toolchain.toml pins 1.95.0; machines of this project ship it as `stable`. Link it when the
+# pinned name is missing so that cargo never tries to download a toolchain.
+ensure_rust_toolchain() {
+    local pinned
+    pinned=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+    (cd / && rustup toolchain list) | grep -q "^$pinned" && return 0
+    local stable
+    stable=$(cd / && rustup run stable rustc --version 2>/dev/null | cut -d' ' -f2)
+    if [ "$stable" = "$pinned" ]; then
+        (cd / && rustup toolchain link "$pinned" "$(cd / && rustup run stable rustc --print sysroot)")
+    else
+        echo "rust $pinned is not installed (stable is $stable)" >&2
+        return 1
+    fi
+}
+
+mesh_check_rendered() {
+    local ok=0
+    for rendered in target/mesh-rendered/*.yaml; do
+        echo "mesh check $rendered"
+        target/debug/mesh check "$rendered" || ok=1
+    done
+    return $ok
+}
+
+LAB_PID=""
+LAB_URL=""
+stop_lab() {
+    [ -n "$LAB_PID" ] || return 0
+    kill -TERM "$LAB_PID" 2>/dev/null
+    wait "$LAB_PID" 2>/dev/null
+    LAB_PID=""
+}
+trap stop_lab EXIT
+
+start_lab() {
+    local out=target/lab-test.out
+    RUST_LOG=warn target/debug/lab --listen 127.0.0.1:0 >"$out" 2>&1 &
+    LAB_PID=$!
+    for _ in $(seq 1 300); do
+        LAB_URL=$(sed -n 's/^3RVision lab is up: open //p' "$out")
+        [ -n "$LAB_URL" ] && { cat "$out"; return 0; }
+        kill -0 "$LAB_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "the lab did not come up:" >&2
+    cat "$out" >&2
+    return 1
+}
+
+browser_upload() {
+    "$VENV/bin/python" tests/browser/upload.py --url "$LAB_URL" \
+        --photo ml/tests/fixtures/photos/coffee.jpg --expect espresso \
+        --screenshot target/browser/result.png
+}
+
+mesh_demo() {
+    target/debug/mesh demo --url "$LAB_URL" --requests 200 \
+        --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/base
+}
+
+run "setup: rust toolchain" ensure_rust_toolchain
+run "setup: debian packages (chromium, chromium-driver)" install_debian_packages
+run "setup: python tools (.venv)" install_python_tools
+run "cargo fmt --check" cargo fmt --all --check
+run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+run "cargo test" cargo test --workspace --locked
+run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
+run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
+run "local lab: start" start_lab
+if [ -n "$LAB_PID" ]; then
+    run "local lab: a real browser uploads a photo" browser_upload
+    run "local lab: mesh demo (canary split per hop)" mesh_demo
+fi
+stop_lab
+
+echo
+[ ${#failures[@]} -eq 0 ] || printf 'failed step: %s\n' "${failures[@]}"
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
