@@ -1,0 +1,284 @@
+//! The backend's HTTP API: `POST /api/v1/analyze` and `GET /api/v1/categories`, behind the mesh layers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use mesh::{Mesh, RequestContext};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::assessment::{Assessment, Assessor, Prediction, Strategy};
+use crate::classifier::RemoteClassifier;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::knowledge::{Category, KnowledgeBase};
+use crate::metrics::BackendMetrics;
+
+/// Room for multipart boundaries and part headers on top of the image itself.
+const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    assessor: Assessor,
+    classifier: RemoteClassifier,
+    served_by: String,
+    max_upload_bytes: usize,
+    categories_json: Bytes,
+    metrics: BackendMetrics,
+    /// One permit per analysis in flight; none left means 503, never a queue.
+    analyses: Arc<Semaphore>,
+}
+
+/// Builds the backend's router, wrapped by the mesh (health, readiness, metrics, propagation), and
+/// marks the service ready: it needs nothing but its embedded knowledge base to serve.
+pub async fn build(config: &Config, mesh: &Mesh) -> anyhow::Result<Router> {
+    let knowledge =
+        Arc::new(KnowledgeBase::bundled().context("the embedded knowledge base is invalid")?);
+    let served_by = mesh.identity().to_string();
+    let categories_json = Bytes::from(
+        serde_json::to_vec(&CategoriesResponse {
+            class_count: knowledge.class_count(),
+            categories: knowledge.categories(),
+            served_by: vec![served_by.clone()],
+        })
+        .context("serialising the knowledge base")?,
+    );
+    let strategy = Strategy::for_version(mesh.identity().version());
+    let metrics = BackendMetrics::default();
+    mesh.register_metrics(|registry| metrics.register(registry));
+    let state = AppState {
+        assessor: Assessor::new(knowledge, strategy, config.min_confidence),
+        classifier: RemoteClassifier::new(mesh.client(config.ml_timeout), &config.ml_url),
+        served_by,
+        max_upload_bytes: config.max_upload_bytes,
+        categories_json,
+        metrics,
+        analyses: Arc::new(Semaphore::new(config.max_concurrent_analyses)),
+    };
+    let routes = Router::new()
+        .route("/api/v1/analyze", post(analyze))
+        .route("/api/v1/categories", get(categories))
+        .layer(DefaultBodyLimit::max(
+            config
+                .max_upload_bytes
+                .saturating_add(MULTIPART_OVERHEAD_BYTES),
+        ))
+        .with_state(state);
+    let app = mesh.wrap(routes);
+    tracing::info!(
+        strategy = %strategy,
+        ml_url = %config.ml_url,
+        min_confidence = config.min_confidence.get(),
+        "backend ready"
+    );
+    mesh.readiness().set_ready(true);
+    Ok(app)
+}
+
+#[derive(Serialize)]
+struct CategoriesResponse<'a> {
+    class_count: usize,
+    categories: &'a [Category],
+    served_by: Vec<String>,
+}
+
+async fn categories(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.categories_json.clone(),
+    )
+}
+
+/// What the backend identified.
+#[derive(Debug, Serialize)]
+struct Item {
+    label: String,
+    class_index: u32,
+    /// The probability of this class on its own.
+    confidence: f64,
+    /// The knowledge-base category id, only when the assessment is known.
+    category: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClassificationOut {
+    model: serde_json::Value,
+    predictions: Vec<Prediction>,
+}
+
+#[derive(Debug, Serialize)]
+struct TimingsOut {
+    /// The whole classify round trip as the backend saw it, in milliseconds.
+    ml_total: f64,
+    /// ml's own breakdown, as ml reported it.
+    ml: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+struct AnalyzeResponse {
+    item: Option<Item>,
+    classification: ClassificationOut,
+    assessment: Assessment,
+    timings_ms: TimingsOut,
+    served_by: Vec<String>,
+}
+
+async fn analyze(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let _permit = app
+        .analyses
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
+    let mut multipart = multipart.map_err(|r| ApiError::InvalidMultipart(r.body_text()))?;
+    let upload = read_image(&mut multipart, app.max_upload_bytes).await?;
+    let classification = match app
+        .classifier
+        .classify(&ctx, &upload.content_type, upload.bytes)
+        .await
+    {
+        Ok(classification) => {
+            app.metrics
+                .record_ml_call("ok", Some(classification.elapsed.as_secs_f64()));
+            classification
+        }
+        Err(error) => {
+            app.metrics.record_ml_call(error.outcome(), None);
+            return Err(error.into());
+        }
+    };
+    let assessment = app.assessor.assess(&classification.predictions);
+    app.metrics.record_assessment(&assessment);
+    let item = match assessment.representative() {
+        Some(class) => Some(Item {
+            label: class.label.clone(),
+            class_index: class.class_index,
+            confidence: class.probability,
+            category: assessment.category.as_ref().map(|c| c.id.clone()),
+        }),
+        None => classification
+            .predictions
+            .iter()
+            .filter(|p| p.probability.is_finite())
+            .max_by(|a, b| a.probability.total_cmp(&b.probability))
+            .map(|top| Item {
+                label: top.label.clone(),
+                class_index: top.class_index,
+                confidence: top.probability,
+                category: None,
+            }),
+    };
+    let mut served_by = Vec::with_capacity(1 + classification.served_by.len());
+    served_by.push(app.served_by.clone());
+    served_by.extend(classification.served_by);
+    tracing::info!(
+        strategy = %assessment.strategy,
+        known = assessment.known,
+        category = assessment.category.as_ref().map(|c| c.id.as_str()).unwrap_or(""),
+        "assessed"
+    );
+    Ok(Json(AnalyzeResponse {
+        item,
+        classification: ClassificationOut {
+            model: classification.model,
+            predictions: classification.predictions,
+        },
+        assessment,
+        timings_ms: TimingsOut {
+            ml_total: millis(classification.elapsed),
+            ml: classification.timings_ms,
+        },
+        served_by,
+    }))
+}
+
+struct Upload {
+    content_type: String,
+    bytes: Bytes,
+}
+
+/// Reads the first field named `image`, never holding more than `limit` bytes of it.
+async fn read_image(multipart: &mut Multipart, limit: usize) -> Result<Upload, ApiError> {
+    let too_large = |e: MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::InvalidMultipart(e.body_text())
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
+        if field.name() != Some("image") {
+            continue;
+        }
+        let content_type = field.content_type().map(str::to_owned);
+        let mut image = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(too_large)? {
+            if image.len() + chunk.len() > limit {
+                return Err(ApiError::TooLarge { limit });
+            }
+            image.extend_from_slice(&chunk);
+        }
+        // A browser form submitted without choosing a file sends an empty part: that is "empty",
+        // whatever content type came with it.
+        if image.is_empty() {
+            return Err(ApiError::EmptyImage);
+        }
+        return match content_type {
+            Some(content_type) if is_image_type(&content_type) => Ok(Upload {
+                content_type,
+                bytes: Bytes::from(image),
+            }),
+            Some(other) => Err(ApiError::UnsupportedMediaType(format!("{other:?}"))),
+            None => Err(ApiError::UnsupportedMediaType(
+                "a part without a content type".to_owned(),
+            )),
+        };
+    }
+    Err(ApiError::MissingImage)
+}
+
+/// `image/<something>`, ignoring case and parameters; ml decides whether it can read that image.
+fn is_image_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence
+        .split_once('/')
+        .is_some_and(|(kind, sub)| kind.eq_ignore_ascii_case("image") && !sub.is_empty())
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_image_types_pass() {
+        for ok in ["image/jpeg", "IMAGE/PNG", "image/webp; q=1", "image/heic"] {
+            assert!(is_image_type(ok), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/octet-stream",
+            "image/",
+            "image",
+            "",
+            "imagex/png",
+        ] {
+            assert!(!is_image_type(bad), "{bad}");
+        }
+    }
+}

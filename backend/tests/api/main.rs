@@ -1,0 +1,7 @@
+//! The backend's integration tests: one binary, one module per concern.
+
+mod analyze;
+mod assessment;
+mod categories;
+mod helpers;
+mod knowledge;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Three-hop overhead benchmark (issue: mesh-aware runtime): client → frontend → backend → ml on
+# loopback, each tier its own release process (stable builds), loaded through the frontend's
+# `POST /analyze` (JSON) with a ~100 KB JPEG. Reports the peak rate, then p50/p99 of the end-to-end
+# time and of the overhead (end-to-end minus the time ml reports for its own work) at 50 % of the
+# peak, and the resident memory of every process afterwards.
+#
+# Usage: benches/hops.sh [--seconds S]   (default 10 s per phase)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+seconds=10
+[ "${1:-}" = "--seconds" ] && seconds="${2:?--seconds needs a value}"
+image=benches/images/cat-640x426-100k.jpg
+
+cargo build --release --quiet -p ml -p backend -p frontend -p lab --example hop_overhead
+bin=target/release
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+start() { # start NAME PORT ENV...
+    local name=$1 port=$2
+    shift 2
+    env RUST_LOG=warn PORT="$port" "$@" "$bin/$name" >"target/bench-$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 200); do
+        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "$name did not get ready; see target/bench-$name.log" >&2
+    return 1
+}
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+start ml 25001
+start backend 28080 ML_URL=http://127.0.0.1:25001
+start frontend 23000 BACKEND_URL=http://127.0.0.1:28080
+
+"$bin/examples/hop_overhead" --url http://127.0.0.1:23000 --image "$image" --seconds "$seconds" |
+    tee target/bench-hops.json
+printf '{"rss_mb":{"ml":%s,"backend":%s,"frontend":%s}}\n' \
+    "$(rss_mb "${pids[0]}")" "$(rss_mb "${pids[1]}")" "$(rss_mb "${pids[2]}")" | tee -a target/bench-hops.json
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
