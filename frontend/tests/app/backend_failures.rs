@@ -1,0 +1,194 @@
+//! Every way an analysis can fail gets the right status and a page a person can act on.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{
+    BackendDouble, Behaviour, photo_form, read, spawn_app, unreachable_backend_url,
+};
+
+#[tokio::test]
+async fn an_unreachable_backend_is_a_503_page_with_retry_after() {
+    let app = spawn_app(&unreachable_backend_url().await, &[]).await;
+    let (status, headers, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(
+        html.contains("The analysis service is unavailable"),
+        "{html}"
+    );
+    assert!(html.contains("can't be reached"), "{html}");
+    assert!(html.contains("<code>frontend/stable</code>"), "{html}");
+}
+
+#[tokio::test]
+async fn a_slow_backend_is_a_504_page_after_the_timeout() {
+    let backend = BackendDouble::start(Behaviour::Slow(Duration::from_secs(5))).await;
+    let app = spawn_app(&backend.url, &[("BACKEND_TIMEOUT_MS", "300")]).await;
+    let started = Instant::now();
+    let (status, _, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{html}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(html.contains("That took too long"), "{html}");
+}
+
+#[tokio::test]
+async fn backend_refusals_keep_their_status_and_read_well() {
+    let cases = [
+        (StatusCode::BAD_REQUEST, "We couldn't read that upload"),
+        (StatusCode::PAYLOAD_TOO_LARGE, "That photo is too large"),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "That file isn't an image we can read (JPEG, PNG or WebP)",
+        ),
+        (StatusCode::UNPROCESSABLE_ENTITY, "could not be decoded"),
+    ];
+    for (backend_status, text) in cases {
+        let backend = BackendDouble::start(Behaviour::error(
+            backend_status,
+            "refused",
+            "the <b>upload</b> was refused",
+        ))
+        .await;
+        let app = spawn_app(&backend.url, &[]).await;
+        let (status, _, html) = read(app.post_photo(&[]).await).await;
+        assert_eq!(status, backend_status, "{html}");
+        assert!(
+            html.contains(text),
+            "{backend_status}: missing {text:?} in {html}"
+        );
+        assert!(
+            html.contains("frontend/stable → backend/stable"),
+            "{backend_status}: {html}"
+        );
+        assert!(
+            html.contains("the &lt;b&gt;upload&lt;/b&gt; was refused"),
+            "{backend_status}: the backend's reason, escaped: {html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_overloaded_backend_is_a_busy_page_with_its_retry_after() {
+    let backend = BackendDouble::start(Behaviour::Answer {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        headers: vec![
+            ("retry-after", "7".to_owned()),
+            ("x-served-by", "backend/canary".to_owned()),
+        ],
+        body: r#"{"error":{"code":"overloaded","message":"queue full"}}"#.to_owned(),
+    })
+    .await;
+    let app = spawn_app(&backend.url, &[]).await;
+    let (status, headers, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert_eq!(headers["retry-after"], "7");
+    assert!(html.contains("busy"), "{html}");
+    assert!(html.contains("frontend/stable → backend/canary"), "{html}");
+}
+
+#[tokio::test]
+async fn a_backend_crash_is_a_502_page_without_internals() {
+    let backend = BackendDouble::start(Behaviour::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "panic at src/secret.rs:12",
+    ))
+    .await;
+    let app = spawn_app(&backend.url, &[]).await;
+    let (status, _, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{html}");
+    assert!(!html.contains("secret.rs"), "{html}");
+}
+
+#[tokio::test]
+async fn a_downstream_timeout_at_the_backend_is_a_504_page() {
+    let backend = BackendDouble::start(Behaviour::error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "ml_timeout",
+        "ml did not answer",
+    ))
+    .await;
+    let app = spawn_app(&backend.url, &[]).await;
+    let (status, _, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{html}");
+    assert!(html.contains("That took too long"), "{html}");
+}
+
+#[tokio::test]
+async fn a_form_without_a_file_is_a_400_page_and_never_reaches_the_backend() {
+    let backend = BackendDouble::answering("mug").await;
+    let app = spawn_app(&backend.url, &[]).await;
+
+    let no_field = reqwest::multipart::Form::new().text("comment", "no photo here");
+    let (status, _, html) = read(app.post_form(no_field, &[]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("No photo was attached"), "{html}");
+
+    // What a browser sends when the file picker was left empty.
+    let empty_file = photo_form(Vec::new(), "", "application/octet-stream");
+    let (status, _, html) = read(app.post_form(empty_file, &[]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("No photo was attached"), "{html}");
+
+    assert!(backend.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_post_that_is_not_a_multipart_form_is_a_400_page() {
+    let backend = BackendDouble::answering("mug").await;
+    let app = spawn_app(&backend.url, &[]).await;
+    let response = app
+        .client
+        .post(format!("{}/analyze", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("image=bottle.jpg")
+        .send()
+        .await
+        .expect("POST reaches the frontend");
+    let (status, _, html) = read(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("We couldn't read that upload"), "{html}");
+    assert!(backend.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_photo_over_the_limit_is_a_413_page_and_never_reaches_the_backend() {
+    let backend = BackendDouble::answering("mug").await;
+    let app = spawn_app(&backend.url, &[("MAX_UPLOAD_BYTES", "1024")]).await;
+
+    let (status, _, html) = read(
+        app.post_form(photo_form(vec![0xff; 1025], "big.jpg", "image/jpeg"), &[])
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
+    assert!(html.contains("at most 1 KiB"), "{html}");
+    assert!(backend.received().is_empty());
+
+    let (status, _, html) = read(
+        app.post_form(photo_form(vec![0xff; 1024], "ok.jpg", "image/jpeg"), &[])
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "exactly the limit is fine: {html}");
+}
+
+#[tokio::test]
+async fn json_callers_get_json_errors() {
+    let app = spawn_app(&unreachable_backend_url().await, &[]).await;
+    let (status, headers, body) =
+        read(app.post_photo(&[("accept", "application/json")]).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_str(&body).expect("JSON body");
+    assert_eq!(body["error"]["code"], "backend_unreachable");
+    assert!(body["error"]["message"].is_string());
+    assert_eq!(body["served_by"], serde_json::json!(["frontend/stable"]));
+}
