@@ -218,6 +218,8 @@ impl AppState {
         match format {
             Format::Json => {
                 body.insert("served_by".to_owned(), json!(trail.served_by));
+                body.insert("trace_id".to_owned(), json!(trail.trace_id));
+                body.insert("request_id".to_owned(), json!(trail.request_id));
                 Json(Value::Object(body)).into_response()
             }
             Format::Html => {

@@ -1,0 +1,46 @@
+//! The mesh's Kubernetes and Istio resources as data.
+//!
+//! # Design sketch
+//!
+//! ```text
+//!  YAML (dir | file | stdin) ──load──▶ [Resource] ──┬──▶ analyze ──▶ [Finding]     (mesh check)
+//!   provenance: file + document       typed bodies  │
+//!                                                   └──▶ RouteTable ─decide─▶ RouteDecision
+//!                                                          │                   (lab, mesh route)
+//!                                                          └─ trail::follow ─▶ [Trail]
+//!                                                                             (mesh route --follow,
+//!                                                                              mesh demo expectations)
+//! ```
+//!
+//! - [`resources`]: serde structs for the subset of Kubernetes/Istio kinds the mesh uses.
+//!   Unknown fields are tolerated (schema validation happens elsewhere); wrong types are errors
+//!   naming the field path. Each [`resources::Resource`] keeps its [`resources::Provenance`].
+//! - [`load`]: reads a directory tree (`*.yaml`/`*.yml`, skipping `kustomization.yaml`), one file,
+//!   or a multi-document stream (`-`). Never panics; every [`load::LoadError`] names the file.
+//! - [`route`]: the [`route::RouteTable`] the local lab routes with. It evaluates VirtualServices
+//!   with Istio's semantics (first matching http route wins, match blocks OR'ed, conditions AND'ed,
+//!   case-insensitive header names, full-match regexes, weights as probabilities) and answers
+//!   DestinationRule subset labels so the lab can map a subset to the build that serves it.
+//! - [`trail`]: the frontend → backend → ml chain; every hop decides independently because the
+//!   tiers propagate routing headers unchanged, so a trail's probability is a product.
+//! - [`analyze`]: semantic checks in the spirit of `istioctl analyze`, codes `MSH01xx` (routing),
+//!   `MSH02xx` (Services), `MSH03xx` (mesh security), `MSH04xx` (probes); see
+//!   [`analyze::CODES`].
+//! - [`demo`]: sends real requests through a running frontend, tallies the `served_by` trails
+//!   per hop and judges them against the config's probabilities (binomial 4σ or a fixed bound).
+//! - [`cli`]: the `mesh` binary's commands (`check`, `route`, `demo`); `main.rs` only parses and
+//!   calls [`cli::run`].
+//!
+//! What is deliberately not modelled: TCP/TLS routes, delegate VirtualServices, ServiceEntries,
+//! match conditions on method/port/source (the router refuses them with a clear error and the
+//! analyzer warns), and Istio's per-namespace `exportTo` visibility.
+#![forbid(unsafe_code)]
+
+pub mod analyze;
+pub mod cli;
+pub mod demo;
+pub mod duration;
+pub mod load;
+pub mod resources;
+pub mod route;
+pub mod trail;

@@ -1,0 +1,9 @@
+//! `mesh`: check, evaluate and demo the mesh's Istio routing. See the crate docs and README.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use mesh_istio::cli::{Cli, run};
+
+fn main() -> std::process::ExitCode {
+    run(Cli::parse())
+}

@@ -1,0 +1,314 @@
+//! Every check fires on its broken fixture and stays quiet on the good set.
+
+use mesh_istio::analyze::{CODES, Finding, Severity, analyze};
+
+use crate::fixtures::{broken, dir, good, good_with};
+
+/// (broken fixture, code that must fire, severity, resource, field the finding must name)
+const CASES: &[(&str, &str, Severity, &str, &str)] = &[
+    (
+        "dangling-host",
+        "MSH0101",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[1].route[0].destination.host",
+    ),
+    (
+        "wrong-destination-port",
+        "MSH0102",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[1].route[1].destination.port.number",
+    ),
+    (
+        "dangling-subset",
+        "MSH0103",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[0].route[0].destination.subset",
+    ),
+    (
+        "subset-selects-nothing",
+        "MSH0104",
+        Severity::Error,
+        "backend/backend",
+        "spec.subsets[1].labels",
+    ),
+    (
+        "weights-90-20",
+        "MSH0105",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[1].route",
+    ),
+    (
+        "reversed-match-order",
+        "MSH0106",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[1]",
+    ),
+    (
+        "missing-gateway",
+        "MSH0107",
+        Severity::Error,
+        "frontend/frontend",
+        "spec.gateways[0]",
+    ),
+    (
+        "invalid-regex-and-timeout",
+        "MSH0108",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[0].match[0].uri.regex",
+    ),
+    (
+        "invalid-regex-and-timeout",
+        "MSH0108",
+        Severity::Error,
+        "backend/backend",
+        "spec.http[1].timeout",
+    ),
+    (
+        "duplicate-host",
+        "MSH0109",
+        Severity::Warning,
+        "backend/backend-copy",
+        "spec.hosts[0]",
+    ),
+    (
+        "method-match",
+        "MSH0110",
+        Severity::Warning,
+        "backend/backend",
+        "spec.http[0].match[0].method",
+    ),
+    (
+        "typo-port-name",
+        "MSH0201",
+        Severity::Warning,
+        "backend/backend",
+        "spec.ports[0].name",
+    ),
+    (
+        "wrong-target-port",
+        "MSH0202",
+        Severity::Error,
+        "backend/backend",
+        "spec.ports[0].targetPort",
+    ),
+    (
+        "service-selects-nothing",
+        "MSH0203",
+        Severity::Warning,
+        "backend/backend",
+        "spec.selector",
+    ),
+    (
+        "unlabelled-namespace",
+        "MSH0301",
+        Severity::Error,
+        "backend",
+        "metadata.labels",
+    ),
+    (
+        "permissive-namespace",
+        "MSH0302",
+        Severity::Error,
+        "backend/default",
+        "spec.mtls.mode",
+    ),
+    (
+        "port-mtls-disabled",
+        "MSH0303",
+        Severity::Error,
+        "backend/backend-metrics",
+        "spec.portLevelMtls.9090.mode",
+    ),
+    (
+        "unknown-principal",
+        "MSH0304",
+        Severity::Error,
+        "backend/backend",
+        "spec.rules[0].from[0].source.principals[0]",
+    ),
+    (
+        "missing-serviceaccount",
+        "MSH0305",
+        Severity::Error,
+        "backend/backend-stable",
+        "spec.template.spec.serviceAccountName",
+    ),
+    (
+        "default-serviceaccount",
+        "MSH0306",
+        Severity::Warning,
+        "backend/backend-stable",
+        "spec.template.spec.serviceAccountName",
+    ),
+    (
+        "tls-disable",
+        "MSH0307",
+        Severity::Warning,
+        "backend/backend",
+        "spec.trafficPolicy.tls.mode",
+    ),
+    (
+        "probe-wrong-port",
+        "MSH0401",
+        Severity::Error,
+        "backend/backend-stable",
+        "spec.template.spec.containers[0].livenessProbe.httpGet.port",
+    ),
+    (
+        "probe-wrong-path",
+        "MSH0402",
+        Severity::Warning,
+        "backend/backend-stable",
+        "spec.template.spec.containers[0].readinessProbe.httpGet.path",
+    ),
+    (
+        "probe-missing",
+        "MSH0403",
+        Severity::Warning,
+        "backend/backend-stable",
+        "spec.template.spec.containers[0].readinessProbe",
+    ),
+];
+
+fn show(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("  {f}\n")).collect()
+}
+
+#[test]
+fn good_fixture_has_no_findings() {
+    let findings = analyze(&good());
+    assert!(
+        findings.is_empty(),
+        "unexpected findings on the good fixture:\n{}",
+        show(&findings)
+    );
+}
+
+#[test]
+fn every_broken_fixture_fires_its_check() {
+    for &(fixture, code, severity, resource, field) in CASES {
+        let findings = analyze(&good_with(&broken(fixture)));
+        let hit = findings
+            .iter()
+            .find(|f| f.code == code && f.resource == resource && f.field == field);
+        let Some(hit) = hit else {
+            panic!(
+                "{fixture}: expected {code} on {resource} at {field}; got:\n{}",
+                show(&findings)
+            );
+        };
+        assert_eq!(hit.severity, severity, "{fixture}: {hit}");
+        assert!(
+            hit.file.ends_with(&format!("{fixture}.yaml")),
+            "{fixture}: finding names {}",
+            hit.file
+        );
+    }
+}
+
+#[test]
+fn every_code_has_a_broken_fixture_and_every_fixture_a_case() {
+    for (code, _) in CODES {
+        assert!(
+            CASES.iter().any(|c| c.1 == *code),
+            "{code} has no broken fixture"
+        );
+    }
+    let listed: Vec<String> = std::fs::read_dir(dir("broken"))
+        .expect("broken fixtures")
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".yaml")
+                .to_owned()
+        })
+        .collect();
+    for name in listed {
+        assert!(
+            CASES.iter().any(|c| c.0 == name),
+            "broken/{name}.yaml is not tested"
+        );
+    }
+}
+
+#[test]
+fn messages_name_what_is_wrong() {
+    let findings = analyze(&good_with(&broken("weights-90-20")));
+    let f = findings
+        .iter()
+        .find(|f| f.code == "MSH0105")
+        .expect("fires");
+    assert_eq!(
+        f.to_string(),
+        format!(
+            "error[MSH0105] {}: VirtualService backend/backend: spec.http[1].route: weights 90 + 20 add up to 110, not 100",
+            broken("weights-90-20").display()
+        )
+    );
+    let findings = analyze(&good_with(&broken("dangling-subset")));
+    let f = findings
+        .iter()
+        .find(|f| f.code == "MSH0103")
+        .expect("fires");
+    assert!(
+        f.message.contains("`canry`")
+            && f.message.contains("stable")
+            && f.message.contains("canary"),
+        "{f}"
+    );
+}
+
+#[test]
+fn documented_port_exception_is_accepted() {
+    let findings = analyze(&good_with(&dir("variants/port-mtls-documented.yaml")));
+    assert!(findings.is_empty(), "{}", show(&findings));
+}
+
+#[test]
+fn unlabelled_namespace_is_reported_on_the_namespace() {
+    let findings = analyze(&good_with(&broken("unlabelled-namespace")));
+    let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+    assert_eq!(codes, vec!["MSH0301"], "{}", show(&findings));
+}
+
+#[test]
+fn undeclared_namespace_is_only_a_warning() {
+    let resources: Vec<_> = good()
+        .into_iter()
+        .filter(|r| !(r.kind == "Namespace" && r.name() == "ml"))
+        .collect();
+    let findings = analyze(&resources);
+    let f = findings
+        .iter()
+        .find(|f| f.code == "MSH0301")
+        .expect("fires");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.resource, "ml/ml-stable");
+}
+
+#[test]
+fn missing_mesh_wide_strict_policy_leaves_every_namespace_uncovered() {
+    let resources: Vec<_> = good()
+        .into_iter()
+        .filter(|r| r.kind != "PeerAuthentication")
+        .collect();
+    let findings = analyze(&resources);
+    let uncovered: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.code == "MSH0302")
+        .map(|f| f.resource.as_str())
+        .collect();
+    assert_eq!(
+        uncovered,
+        vec!["backend", "frontend", "ml"],
+        "{}",
+        show(&findings)
+    );
+}
