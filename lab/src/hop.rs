@@ -46,11 +46,11 @@ impl Hop {
     }
 
     /// The replica a request goes to, or why it goes nowhere.
-    fn choose(&self, path: &str, headers: &HeaderMap, roll: f64) -> Result<Choice<'_>, Response> {
+    fn choose(&self, path: &str, headers: &HeaderMap, roll: f64) -> Result<Choice<'_>, Unroutable> {
         let decision = self
             .routes
             .decide(&self.host, path, headers)
-            .map_err(|e| error(StatusCode::NOT_FOUND, "no_route", &e.to_string()))?;
+            .map_err(|e| Unroutable::NoRoute(e.to_string()))?;
         let destination = decision.pick(roll);
         let version = destination
             .subset
@@ -59,24 +59,36 @@ impl Hop {
             .and_then(|labels| labels.get("version"))
             .and_then(|v| v.parse::<Version>().ok());
         let Some(version) = version else {
-            return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_healthy_upstream",
+            return Err(Unroutable::NoReplica(
                 "the chosen subset selects no replica",
             ));
         };
-        let base = self.replicas.get(&version).ok_or_else(|| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_healthy_upstream",
-                "no replica runs the chosen version",
-            )
-        })?;
+        let base = self
+            .replicas
+            .get(&version)
+            .ok_or(Unroutable::NoReplica("no replica runs the chosen version"))?;
         Ok(Choice {
             base,
             version,
             timeout: decision.timeout,
         })
+    }
+}
+
+/// Why a request goes nowhere: Envoy answers 404 without a route, 503 without an upstream.
+enum Unroutable {
+    NoRoute(String),
+    NoReplica(&'static str),
+}
+
+impl IntoResponse for Unroutable {
+    fn into_response(self) -> Response {
+        match self {
+            Unroutable::NoRoute(why) => error(StatusCode::NOT_FOUND, "no_route", &why),
+            Unroutable::NoReplica(why) => {
+                error(StatusCode::SERVICE_UNAVAILABLE, "no_healthy_upstream", why)
+            }
+        }
     }
 }
 
@@ -90,7 +102,7 @@ async fn forward(State(hop): State<Arc<Hop>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let choice = match hop.choose(parts.uri.path(), &parts.headers, rand::random::<f64>()) {
         Ok(choice) => choice,
-        Err(response) => return response,
+        Err(unroutable) => return unroutable.into_response(),
     };
     let path_and_query = parts
         .uri

@@ -1,8 +1,22 @@
 //! Canary routing at every hop, from the mesh's own VirtualServices.
 
 use futures::StreamExt as _;
+use http::{HeaderMap, HeaderValue};
+use lab::LabOptions;
+use mesh_istio::route::RouteTable;
+use mesh_istio::trail::subset_share_per_hop;
 
 use crate::support::{Analysis, spawn_lab};
+
+/// What `mesh route` says: each hop's probability of the canary for these headers, evaluated from
+/// the same files the lab routes by.
+fn configured_canary_share(headers: &HeaderMap) -> Vec<(&'static str, f64)> {
+    let config = LabOptions::default_mesh_config();
+    let resources =
+        mesh_istio::load::load_input(&config.display().to_string()).expect("mesh config");
+    let table = RouteTable::from_resources(&resources).expect("route table");
+    subset_share_per_hop(&table, headers, "canary").expect("every hop routes")
+}
 
 const TIERS: [&str; 3] = ["frontend", "backend", "ml"];
 
@@ -31,6 +45,14 @@ async fn an_upload_through_the_frontend_names_the_item() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn x_canary_takes_the_canary_at_every_hop() {
+    let mut canary = HeaderMap::new();
+    canary.insert("x-canary", HeaderValue::from_static("true"));
+    let expected = configured_canary_share(&canary);
+    assert_eq!(
+        expected,
+        [("frontend", 1.0), ("backend", 1.0), ("ml", 1.0)],
+        "mesh route agrees"
+    );
     let app = spawn_lab().await;
     for _ in 0..12 {
         let analysis = app.analyze_json(true).await;
@@ -53,10 +75,17 @@ async fn without_the_header_each_hop_splits_ninety_ten() {
         .buffer_unordered(4)
         .collect()
         .await;
-    // Binomial bound: 4 standard deviations of the canary share for this many requests.
-    let p = 0.10_f64;
-    let bound = 4.0 * (p * (1.0 - p) / REQUESTS as f64).sqrt();
+    let expected = configured_canary_share(&HeaderMap::new());
     for (hop, tier) in TIERS.iter().enumerate() {
+        // `mesh route` and DESIGN.md agree on the weight; the lab's traffic must agree with both.
+        assert_eq!(
+            expected[hop],
+            (*tier, 0.10),
+            "mesh route's canary share at {tier}"
+        );
+        let p = expected[hop].1;
+        // Binomial bound: 4 standard deviations of the canary share for this many requests.
+        let bound = 4.0 * (p * (1.0 - p) / REQUESTS as f64).sqrt();
         let canary = trails
             .iter()
             .filter(|t| t.served_by[hop] == format!("{tier}/canary"))
