@@ -110,6 +110,12 @@ browser_upload() {
         --screenshot target/browser/result.png
 }
 
+# The browser check must be able to fail: the same upload with a label the page cannot name.
+browser_rejects_a_wrong_answer() {
+    ! "$VENV/bin/python" tests/browser/upload.py --url "$LAB_URL" \
+        --photo ml/tests/fixtures/photos/coffee.jpg --expect "zebra"
+}
+
 mesh_demo() {
     target/debug/mesh demo --url "$LAB_URL" --requests 200 \
         --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/base
@@ -126,6 +132,7 @@ run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
 run "local lab: start" start_lab
 if [ -n "$LAB_PID" ]; then
     run "local lab: a real browser uploads a photo" browser_upload
+    run "local lab: the browser check fails on a wrong expectation" browser_rejects_a_wrong_answer
     run "local lab: mesh demo (canary split per hop)" mesh_demo
 fi
 stop_lab
