@@ -34,7 +34,7 @@ start() { # start NAME PORT ENV...
 }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-start ml 25001
+start ml 25001 ML_WORKERS="${ML_WORKERS:-2}"
 start backend 28080 ML_URL=http://127.0.0.1:25001
 start frontend 23000 BACKEND_URL=http://127.0.0.1:28080
 

@@ -32,7 +32,10 @@ struct Args {
 
 struct Sample {
     total: Duration,
+    /// What ml reports for its own work.
     ml: Duration,
+    /// The backend's round trip to ml, as the backend measured it.
+    ml_round_trip: Duration,
 }
 
 async fn one(http: &reqwest::Client, url: &str, image: &Arc<Vec<u8>>) -> anyhow::Result<Sample> {
@@ -58,9 +61,11 @@ async fn one(http: &reqwest::Client, url: &str, image: &Arc<Vec<u8>>) -> anyhow:
         .values()
         .filter_map(serde_json::Value::as_f64)
         .sum();
+    let round_trip_ms = body["timings_ms"]["ml_total"].as_f64().unwrap_or(f64::NAN);
     Ok(Sample {
         total,
         ml: Duration::from_secs_f64(ml_ms / 1000.0),
+        ml_round_trip: Duration::from_secs_f64(round_trip_ms.max(0.0) / 1000.0),
     })
 }
 
@@ -122,18 +127,24 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut totals = Vec::new();
     let mut overheads = Vec::new();
+    let mut ml_hop = Vec::new();
+    let mut edge_hops = Vec::new();
     let mut errors = 0;
     while let Some(sample) = requests.join_next().await {
         match sample? {
             Ok(s) => {
                 totals.push(s.total.as_secs_f64() * 1000.0);
                 overheads.push(s.total.saturating_sub(s.ml).as_secs_f64() * 1000.0);
+                ml_hop.push(s.ml_round_trip.saturating_sub(s.ml).as_secs_f64() * 1000.0);
+                edge_hops.push(s.total.saturating_sub(s.ml_round_trip).as_secs_f64() * 1000.0);
             }
             Err(_) => errors += 1,
         }
     }
     totals.sort_by(f64::total_cmp);
     overheads.sort_by(f64::total_cmp);
+    ml_hop.sort_by(f64::total_cmp);
+    edge_hops.sort_by(f64::total_cmp);
     let report = serde_json::json!({
         "image_bytes": image.len(),
         "peak_rps": (peak * 10.0).round() / 10.0,
@@ -142,6 +153,10 @@ async fn main() -> anyhow::Result<()> {
         "errors": errors,
         "total_ms": {"p50": percentile(&totals, 50.0), "p99": percentile(&totals, 99.0)},
         "overhead_ms": {"p50": percentile(&overheads, 50.0), "p99": percentile(&overheads, 99.0)},
+        // Where the overhead goes: backend→ml (HTTP, body, ml's handler outside its timings) and
+        // client→frontend→backend (two HTTP hops, multipart, JSON, the assessment).
+        "ml_hop_ms": {"p50": percentile(&ml_hop, 50.0), "p99": percentile(&ml_hop, 99.0)},
+        "client_frontend_backend_ms": {"p50": percentile(&edge_hops, 50.0), "p99": percentile(&edge_hops, 99.0)},
     });
     println!("{report}");
     Ok(())
