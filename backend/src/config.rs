@@ -167,3 +167,22 @@ mod tests {
         assert_eq!(cfg.mesh.port, 18080);
     }
 }
+
+impl mesh::MeshService for Config {
+    const NAME: &'static str = "backend";
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn mesh_config(&self) -> &MeshConfig {
+        &self.mesh
+    }
+
+    fn build(
+        &self,
+        mesh: &mesh::Mesh,
+    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
+        crate::build(self, mesh)
+    }
+}

@@ -257,3 +257,22 @@ mod tests {
         assert_eq!(human_size(900), "900 bytes");
     }
 }
+
+impl mesh::MeshService for Config {
+    const NAME: &'static str = "frontend";
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn mesh_config(&self) -> &MeshConfig {
+        &self.mesh
+    }
+
+    fn build(
+        &self,
+        mesh: &mesh::Mesh,
+    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
+        crate::build(self, mesh)
+    }
+}

@@ -54,10 +54,12 @@ impl Env {
     /// Reads the process environment (only `main` should call this). Variables whose value is not
     /// UTF-8 are kept as lossy strings so that parsing names them instead of ignoring them.
     pub fn from_process() -> Self {
-        Self::from_pairs(
-            std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
-        )
+        Self::from_pairs(std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        }))
     }
 
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
@@ -114,7 +116,11 @@ impl Env {
     }
 
     /// A duration given in whole milliseconds.
-    pub fn millis_or(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    pub fn millis_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         Ok(self
             .get::<u64>(name)?
             .map(Duration::from_millis)
@@ -213,8 +219,12 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let err = MeshConfig::from_env("ml", 5001, &env(&[("PORT", "80a")])).unwrap_err();
-        assert!(err.to_string().starts_with("PORT=\"80a\" is invalid"), "{err}");
-        let err = MeshConfig::from_env("ml", 5001, &env(&[("SERVICE_VERSION", "beta")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("PORT=\"80a\" is invalid"),
+            "{err}"
+        );
+        let err =
+            MeshConfig::from_env("ml", 5001, &env(&[("SERVICE_VERSION", "beta")])).unwrap_err();
         assert!(err.to_string().contains("SERVICE_VERSION"), "{err}");
         let err = MeshConfig::from_env(
             "ml",
@@ -222,7 +232,10 @@ mod tests {
             &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "{err}"
+        );
         let err = MeshConfig::from_env("ml", 5001, &env(&[("OTEL_TRACES_SAMPLER", "sometimes")]))
             .unwrap_err();
         assert!(err.to_string().contains("OTEL_TRACES_SAMPLER"), "{err}");
@@ -244,7 +257,9 @@ mod tests {
 
     #[test]
     fn required_values_report_missing() {
-        let err = env(&[("ML_URL", " ")]).require::<String>("ML_URL").unwrap_err();
+        let err = env(&[("ML_URL", " ")])
+            .require::<String>("ML_URL")
+            .unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "ML_URL" });
     }
 }

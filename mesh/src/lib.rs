@@ -6,19 +6,20 @@
 //! - [`RequestContext`] (an extractor) and [`MeshClient`] carry the propagated headers onto every
 //!   outgoing request;
 //! - [`Server`] serves with a graceful stop; [`telemetry`] installs logs and spans; [`config`] reads the
-//!   environment once.
+//!   environment once; [`run`] is a service binary's whole `main`, for any [`MeshService`].
 //!
 //! Kubernetes and Istio configuration code lives in the separate `mesh-istio` crate, so services do
 //! not compile it.
 #![forbid(unsafe_code)]
 
-pub mod config;
 mod client;
+pub mod config;
 mod health;
 mod identity;
 mod metrics;
 mod propagation;
 mod server;
+mod service;
 pub mod telemetry;
 
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
 pub use propagation::{PROPAGATED_HEADERS, RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
 pub use server::{Server, StopPolicy, shutdown_signal};
+pub use service::{MeshService, run};
 
 use metrics::HttpMetrics;
 

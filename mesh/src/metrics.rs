@@ -121,7 +121,11 @@ pub(crate) fn route_of(req: &Request) -> String {
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
-pub(crate) async fn record(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
+pub(crate) async fn record(
+    State(metrics): State<HttpMetrics>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = route_of(&req);
@@ -135,7 +139,9 @@ pub(crate) async fn serve(State(metrics): State<HttpMetrics>) -> Response {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             )],
             body,
         )
@@ -152,6 +158,9 @@ mod tests {
     fn status_classes_are_bounded() {
         assert_eq!(status_class(StatusCode::OK), "2xx");
         assert_eq!(status_class(StatusCode::SERVICE_UNAVAILABLE), "5xx");
-        assert_eq!(bounded_method(&Method::from_bytes(b"BREW").expect("method")), "OTHER");
+        assert_eq!(
+            bounded_method(&Method::from_bytes(b"BREW").expect("method")),
+            "OTHER"
+        );
     }
 }

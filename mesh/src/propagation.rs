@@ -13,7 +13,9 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 // opentelemetry-zipkin is deprecated as an exporter (OTLP replaces it); its B3 propagator is still
@@ -54,7 +56,9 @@ pub const PROPAGATED_HEADERS: [&str; 12] = [
 #[allow(deprecated)]
 static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
     TextMapCompositePropagator::new(vec![
-        Box::new(B3Propagator::with_encoding(B3Encoding::SingleAndMultiHeader)),
+        Box::new(B3Propagator::with_encoding(
+            B3Encoding::SingleAndMultiHeader,
+        )),
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ])
@@ -215,7 +219,10 @@ mod tests {
         assert_eq!(out["x-canary"], "true");
         assert_eq!(out["x-request-id"], "req-1");
         assert_eq!(out["x-ot-span-context"], "opaque");
-        assert_eq!(out["traceparent"], format!("00-{TRACE}-00f067aa0ba902b7-01"));
+        assert_eq!(
+            out["traceparent"],
+            format!("00-{TRACE}-00f067aa0ba902b7-01")
+        );
         assert_eq!(out["x-b3-traceid"], TRACE);
         assert_eq!(out["b3"], format!("{TRACE}-00f067aa0ba902b7-1"));
     }

@@ -45,7 +45,10 @@ impl Server {
         tokio::spawn(async move {
             shutdown.await;
             readiness.set_ready(false);
-            tracing::info!(delay_ms = stop.delay.as_millis() as u64, "stopping: readiness failed");
+            tracing::info!(
+                delay_ms = stop.delay.as_millis() as u64,
+                "stopping: readiness failed"
+            );
             let _ = stopping_tx.send(());
             tokio::time::sleep(stop.delay).await;
             let _ = close_tx.send(());

@@ -1,0 +1,73 @@
+//! The one way a service binary runs: configuration from the environment (exit code 2 naming the
+//! variable when it is wrong), telemetry, bind, build the router, serve until SIGTERM, drain, flush.
+//! The local lab starts its replicas through the same trait.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use crate::config::{ConfigError, Env, MeshConfig};
+use crate::{Mesh, Server, StopPolicy, shutdown_signal, telemetry};
+
+/// A mesh service, described by its configuration type.
+pub trait MeshService: Sized {
+    /// The service's name in the mesh (`ml`, `backend`, `frontend`).
+    const NAME: &'static str;
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+
+    fn mesh_config(&self) -> &MeshConfig;
+
+    /// The service's router, wrapped by `mesh`; readiness is set once it can serve.
+    fn build(&self, mesh: &Mesh) -> impl Future<Output = anyhow::Result<axum::Router>> + Send;
+}
+
+/// Everything a service's `main` does. Exit codes: 0 after a clean stop, 2 for bad configuration,
+/// 1 for a failure while starting or serving.
+pub async fn run<S: MeshService>() -> ExitCode {
+    let config = match S::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: configuration error: {error}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let mesh_config = config.mesh_config();
+    let guard = match telemetry::init(
+        &mesh_config.telemetry,
+        &mesh_config.identity,
+        std::io::stdout,
+    ) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{}: cannot start telemetry: {error:#}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = serve(&config).await;
+    guard.shutdown();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}: {error:#}", S::NAME);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve<S: MeshService>(config: &S) -> anyhow::Result<()> {
+    let mesh_config = config.mesh_config();
+    let mesh = Mesh::new(mesh_config.identity.clone());
+    let server = Server::bind(SocketAddr::from(([0, 0, 0, 0], mesh_config.port))).await?;
+    tracing::info!(port = server.port(), service = %mesh_config.identity, "listening");
+    let app = config.build(&mesh).await?;
+    server
+        .run_until_stopped(
+            app,
+            mesh.readiness(),
+            shutdown_signal(),
+            StopPolicy::from(mesh_config),
+        )
+        .await?;
+    Ok(())
+}
