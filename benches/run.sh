@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The ml tier's benchmark: tract (the Rust service's engine) and onnxruntime side by side in one
+# run, start-up to ready and resident memory of the release binary, and — with --http — the HTTP
+# comparison of the Rust service against the Python peer with `oha`.
+#
+# Usage: benches/run.sh [--runs N] [--http] [--http-seconds S]
+#   --runs N          timed inference calls per setup (default 100, at least 60)
+#   --http            also load both services with oha (installs oha into target/tools first;
+#                     a long build the first time)
+#   --http-seconds S  duration of each oha point (default 10)
+# Output: JSON lines on stdout; a short human summary on stderr. Timings drift ±10 % between runs
+# on shared machines: compare within one run, quote ratios.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+runs=100
+http=0
+http_seconds=10
+while (( $# )); do
+    case "$1" in
+        --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
+        --http) http=1; shift ;;
+        --http-seconds) http_seconds="${2:?--http-seconds needs a value}"; shift 2 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if ! [[ "$runs" =~ ^[0-9]+$ ]] || (( runs < 60 )); then
+    echo "run.sh: --runs must be a whole number of at least 60, got '$runs'" >&2
+    exit 2
+fi
+target="${CARGO_TARGET_DIR:-$root/target}"
+venv="${BENCH_VENV:-$root/.venv-bench}"
+cd "$root"
+
+echo "== building the release binary and the inference benchmark" >&2
+cargo build --release -p ml --bin ml --example bench_inference >&2
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/peer/requirements.txt"
+fi
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+echo "== raw inference, same tensors, same run: tract then onnxruntime" >&2
+tract_out="$(mktemp)"; ort_out="$(mktemp)"
+trap 'rm -f "$tract_out" "$ort_out"' EXIT
+"$target/release/examples/bench_inference" --runs "$runs" | tee "$tract_out"
+"$venv/bin/python" "$here/ort_infer.py" --runs "$runs" | tee "$ort_out"
+"$venv/bin/python" - "$tract_out" "$ort_out" >&2 <<'EOF'
+import json, sys
+tract = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+ort = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
+for t in tract:
+    if t.get("engine") != "tract":
+        continue
+    o = next((o for o in ort if o["model"] == t["model"] and o["setup"] == t["setup"]), None)
+    if o is None:
+        continue
+    print(f'{t["model"]:20} {t["layout"]:5} {t["setup"]:20} tract {t["median_ms"]:7.2f} ms '
+          f'({t["images_per_s"]:6.1f} img/s)  onnxruntime {o["median_ms"]:6.2f} ms '
+          f'({o["images_per_s"]:6.1f} img/s)  ratio {t["median_ms"] / o["median_ms"]:.2f}')
+EOF
+
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+wait_ready() { # url timeout_s → prints seconds waited, fails on timeout
+    local url="$1" limit="$2" start now
+    start="$(date +%s.%N)"
+    until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+        now="$(date +%s.%N)"
+        if (( $(echo "$now - $start > $limit" | bc) )); then return 1; fi
+        sleep 0.02
+    done
+    now="$(date +%s.%N)"; echo "$now - $start" | bc
+}
+
+echo "== start-up to ready and resident memory of the release binary" >&2
+for version in stable canary; do
+    port="$(free_port)"
+    PORT="$port" SERVICE_VERSION="$version" RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
+    pid=$!
+    if ready_s="$(wait_ready "http://127.0.0.1:$port/readyz" 60)"; then
+        rss_ready="$(rss_mib "$pid")"
+        curl -fsS -o /dev/null -H 'content-type: image/jpeg' --data-binary @"$here/images/espresso-640x480.jpg" \
+            "http://127.0.0.1:$port/v1/classify"
+        rss_after="$(rss_mib "$pid")"
+        echo "{\"engine\":\"ml service\",\"service_version\":\"$version\",\"ready_s\":$ready_s,\"rss_mib_ready\":$rss_ready,\"rss_mib_after_first_request\":$rss_after}"
+    else
+        echo "run.sh: ml ($version) was not ready within 60 s" >&2
+    fi
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+if (( http )); then
+    oha="$target/tools/bin/oha"
+    if [[ ! -x "$oha" ]]; then
+        echo "== installing oha into $target/tools (long build)" >&2
+        cargo install oha --locked --root "$target/tools" >&2
+    fi
+    ml_port="$(free_port)"; peer_port="$(free_port)"
+    PORT="$ml_port" ML_WORKERS=2 RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
+    ml_pid=$!
+    "$here/peer/run.sh" "$peer_port" >/dev/null 2>&1 &
+    peer_pid=$!
+    trap 'kill "$ml_pid" "$peer_pid" 2>/dev/null || true; rm -f "$tract_out" "$ort_out"' EXIT
+    wait_ready "http://127.0.0.1:$ml_port/readyz" 60 >/dev/null
+    wait_ready "http://127.0.0.1:$peer_port/readyz" 120 >/dev/null
+    for image in espresso-640x480.jpg espresso-4000x3000.jpg; do
+        for concurrency in 2 4; do
+            for svc in "ml $ml_port" "peer $peer_port"; do
+                set -- $svc
+                json="$("$oha" -z "${http_seconds}s" -c "$concurrency" --no-tui --output-format json \
+                    -m POST -T image/jpeg -D "$here/images/$image" "http://127.0.0.1:$2/v1/classify")"
+                "$venv/bin/python" -c '
+import json, sys
+d = json.loads(sys.argv[1]); s = d["summary"]; p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+print(json.dumps({"engine": "http", "service": sys.argv[2], "image": sys.argv[3], "concurrency": int(sys.argv[4]),
+    "rps": round(s["requestsPerSec"], 1), "p50_ms": round(p["p50"] * 1e3, 2), "p99_ms": round(p["p99"] * 1e3, 2),
+    "status_codes": codes}))' "$json" "$1" "$image" "$concurrency"
+            done
+        done
+    done
+fi

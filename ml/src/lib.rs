@@ -1,0 +1,17 @@
+//! The ml tier of 3RVision: decodes an uploaded photo, preprocesses it exactly as the model
+//! manifest says, and classifies it with EfficientNet-Lite on tract.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod classifier;
+pub mod config;
+pub mod error;
+pub mod manifest;
+pub mod metrics;
+pub mod photo;
+pub mod pool;
+pub mod preprocess;
+pub mod startup;
+
+pub use config::Config;
+pub use startup::build;
