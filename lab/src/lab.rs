@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mesh::config::{Env, MeshConfig};
-use mesh::{Mesh, Readiness, Server, StopPolicy, Version};
+use mesh::{Mesh, MeshService, Readiness, Server, StopPolicy, Version};
 use mesh_istio::route::RouteTable;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -153,37 +153,31 @@ impl Lab {
         tier: Tier,
         version: Version,
         env: &Env,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Replica> {
+        match tier {
+            Tier::Frontend => self.start_service::<frontend::Config>(env, stop).await,
+            Tier::Backend => self.start_service::<backend::Config>(env, stop).await,
+            Tier::Ml => self.start_service::<ml::Config>(env, stop).await,
+        }
+        .with_context(|| format!("starting {}/{version}", tier.name()))
+    }
+
+    /// Starts one replica the way its own binary would (`mesh::run`), on a port the OS picks.
+    async fn start_service<S: MeshService>(
+        &mut self,
+        env: &Env,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Replica> {
-        let context = || format!("starting {}/{}", tier.name(), version);
-        let (mesh_config, mesh, app) = match tier {
-            Tier::Frontend => {
-                let config = frontend::Config::from_env(env).with_context(context)?;
-                let mesh = Mesh::new(config.mesh.identity.clone());
-                let app = frontend::build(&config, &mesh)
-                    .await
-                    .with_context(context)?;
-                (config.mesh, mesh, app)
-            }
-            Tier::Backend => {
-                let config = backend::Config::from_env(env).with_context(context)?;
-                let mesh = Mesh::new(config.mesh.identity.clone());
-                let app = backend::build(&config, &mesh).await.with_context(context)?;
-                (config.mesh, mesh, app)
-            }
-            Tier::Ml => {
-                let config = ml::Config::from_env(env).with_context(context)?;
-                let mesh = Mesh::new(config.mesh.identity.clone());
-                let app = ml::build(&config, &mesh).await.with_context(context)?;
-                (config.mesh, mesh, app)
-            }
-        };
-        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port)))
-            .await
-            .with_context(context)?;
+        let config = S::from_env(env)?;
+        let mesh_config = config.mesh_config();
+        let mesh = Mesh::new(mesh_config.identity.clone());
+        let app = config.build(&mesh).await?;
+        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port))).await?;
+        let (tier, version) = (tier_of(S::NAME)?, mesh_config.identity.version());
         let addr = server.local_addr();
         let readiness = mesh.readiness();
-        let stop_policy = StopPolicy::from(&mesh_config);
+        let stop_policy = StopPolicy::from(mesh_config);
         let signal = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
@@ -266,6 +260,13 @@ impl Lab {
         }
         self.hop_tasks.shutdown().await;
     }
+}
+
+fn tier_of(service: &str) -> anyhow::Result<Tier> {
+    Tier::ALL
+        .into_iter()
+        .find(|t| t.name() == service)
+        .with_context(|| format!("`{service}` is not a tier of the lab"))
 }
 
 /// The mesh settings of the lab process itself (telemetry, log filter).
