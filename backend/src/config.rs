@@ -97,6 +97,25 @@ fn parse_ml_url(raw: String) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+impl mesh::MeshService for Config {
+    const NAME: &'static str = "backend";
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn mesh_config(&self) -> &MeshConfig {
+        &self.mesh
+    }
+
+    fn build(
+        &self,
+        mesh: &mesh::Mesh,
+    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
+        crate::build(self, mesh)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,24 +184,5 @@ mod tests {
         assert_eq!(cfg.min_confidence.get(), 0.6);
         assert_eq!(cfg.mesh.identity.to_string(), "backend/canary");
         assert_eq!(cfg.mesh.port, 18080);
-    }
-}
-
-impl mesh::MeshService for Config {
-    const NAME: &'static str = "backend";
-
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn mesh_config(&self) -> &MeshConfig {
-        &self.mesh
-    }
-
-    fn build(
-        &self,
-        mesh: &mesh::Mesh,
-    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
-        crate::build(self, mesh)
     }
 }

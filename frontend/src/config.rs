@@ -169,6 +169,25 @@ pub fn human_size(bytes: usize) -> String {
     }
 }
 
+impl mesh::MeshService for Config {
+    const NAME: &'static str = "frontend";
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn mesh_config(&self) -> &MeshConfig {
+        &self.mesh
+    }
+
+    fn build(
+        &self,
+        mesh: &mesh::Mesh,
+    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
+        crate::build(self, mesh)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,24 +274,5 @@ mod tests {
         assert_eq!(human_size(2048), "2 KiB");
         assert_eq!(human_size(1500), "1.5 KiB");
         assert_eq!(human_size(900), "900 bytes");
-    }
-}
-
-impl mesh::MeshService for Config {
-    const NAME: &'static str = "frontend";
-
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn mesh_config(&self) -> &MeshConfig {
-        &self.mesh
-    }
-
-    fn build(
-        &self,
-        mesh: &mesh::Mesh,
-    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
-        crate::build(self, mesh)
     }
 }
