@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mesh::config::{Env, MeshConfig};
-use mesh::{Mesh, MeshService, Readiness, Server, StopPolicy, Version};
+use mesh::{Readiness, Version};
 use mesh_istio::route::RouteTable;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -51,6 +51,7 @@ pub struct Replica {
     pub version: Version,
     pub addr: SocketAddr,
     pub readiness: Readiness,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub struct Lab {
@@ -58,7 +59,6 @@ pub struct Lab {
     hops: HashMap<Tier, SocketAddr>,
     replicas: Vec<Replica>,
     stops: HashMap<Tier, watch::Sender<bool>>,
-    tasks: JoinSet<(Tier, Version, std::io::Result<()>)>,
     hop_tasks: JoinSet<()>,
 }
 
@@ -94,7 +94,6 @@ impl Lab {
             hops,
             replicas: Vec::new(),
             stops: HashMap::new(),
-            tasks: JoinSet::new(),
             hop_tasks: JoinSet::new(),
         };
         let mut replica_urls: HashMap<Tier, HashMap<Version, String>> = HashMap::new();
@@ -153,46 +152,26 @@ impl Lab {
         tier: Tier,
         version: Version,
         env: &Env,
-        stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<Replica> {
-        match tier {
-            Tier::Frontend => self.start_service::<frontend::Config>(env, stop).await,
-            Tier::Backend => self.start_service::<backend::Config>(env, stop).await,
-            Tier::Ml => self.start_service::<ml::Config>(env, stop).await,
-        }
-        .with_context(|| format!("starting {}/{version}", tier.name()))
-    }
-
-    /// Starts one replica the way its own binary would (`mesh::run`), on a port the OS picks.
-    async fn start_service<S: MeshService>(
-        &mut self,
-        env: &Env,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Replica> {
-        let config = S::from_env(env)?;
-        let mesh_config = config.mesh_config();
-        let mesh = Mesh::new(mesh_config.identity.clone());
-        let app = config.build(&mesh).await?;
-        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port))).await?;
-        let (tier, version) = (tier_of(S::NAME)?, mesh_config.identity.version());
-        let addr = server.local_addr();
-        let readiness = mesh.readiness();
-        let stop_policy = StopPolicy::from(mesh_config);
-        let signal = async move {
+        let stop = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        let serving_readiness = readiness.clone();
-        self.tasks.spawn(async move {
-            let result = server
-                .run_until_stopped(app, serving_readiness, signal, stop_policy)
-                .await;
-            (tier, version, result)
-        });
+        let spawned = async {
+            match tier {
+                Tier::Frontend => mesh::spawn(&frontend::Config::from_env(env)?, stop).await,
+                Tier::Backend => mesh::spawn(&backend::Config::from_env(env)?, stop).await,
+                Tier::Ml => mesh::spawn(&ml::Config::from_env(env)?, stop).await,
+            }
+        }
+        .await
+        .with_context(|| format!("starting {}/{version}", tier.name()))?;
         Ok(Replica {
             tier,
             version,
-            addr,
-            readiness,
+            addr: spawned.addr,
+            readiness: spawned.readiness,
+            serving: Some(spawned.task),
         })
     }
 
@@ -228,23 +207,17 @@ impl Lab {
         Ok(())
     }
 
-    /// Stops both replicas of a tier (as if its pods were gone) and waits for them to exit.
+    /// Stops both replicas of a tier (as if its pods were gone) and waits until they drained.
     pub async fn stop_tier(&mut self, tier: Tier) {
         if let Some(stop) = self.stops.get(&tier) {
             let _ = stop.send(true);
         }
-        let mut running = self.replicas.iter().filter(|r| r.tier == tier).count();
-        // Only this tier's server tasks can end now: each ends once its listener closed and drained.
-        while running > 0 {
-            match self.tasks.join_next().await {
-                Some(Ok((t, version, result))) if t == tier => {
-                    if let Err(e) = result {
-                        tracing::warn!(replica = %format!("{}/{version}", t.name()), error = %e, "stopped with an error");
-                    }
-                    running -= 1;
-                }
-                Some(_) => {}
-                None => break,
+        for replica in self.replicas.iter_mut().filter(|r| r.tier == tier) {
+            let Some(serving) = replica.serving.take() else {
+                continue;
+            };
+            if let Ok(Err(e)) = serving.await {
+                tracing::warn!(replica = %format!("{}/{}", tier.name(), replica.version), error = %e, "stopped with an error");
             }
         }
     }
@@ -260,13 +233,6 @@ impl Lab {
         }
         self.hop_tasks.shutdown().await;
     }
-}
-
-fn tier_of(service: &str) -> anyhow::Result<Tier> {
-    Tier::ALL
-        .into_iter()
-        .find(|t| t.name() == service)
-        .with_context(|| format!("`{service}` is not a tier of the lab"))
 }
 
 /// The mesh settings of the lab process itself (telemetry, log filter).

@@ -38,7 +38,7 @@ pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
 pub use propagation::{PROPAGATED_HEADERS, RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
 pub use server::{Server, StopPolicy, shutdown_signal};
-pub use service::{MeshService, run};
+pub use service::{MeshService, Spawned, run, spawn};
 
 use metrics::HttpMetrics;
 

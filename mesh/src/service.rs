@@ -71,3 +71,38 @@ async fn serve<S: MeshService>(config: &S) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// A service serving inside this process: the local lab's replicas, the services' own tests.
+pub struct Spawned {
+    pub addr: SocketAddr,
+    pub identity: crate::ServiceIdentity,
+    pub readiness: crate::Readiness,
+    /// Ends once the service stopped after `stop` and drained.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Builds the service and serves it on loopback (the port from its config; 0 lets the OS pick)
+/// until `stop` resolves, the same way [`run`] serves it.
+pub async fn spawn<S: MeshService>(
+    config: &S,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Spawned> {
+    let mesh_config = config.mesh_config();
+    let mesh = Mesh::new(mesh_config.identity.clone());
+    let app = config.build(&mesh).await?;
+    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port))).await?;
+    let addr = server.local_addr();
+    let readiness = mesh.readiness();
+    let task = tokio::spawn(server.run_until_stopped(
+        app,
+        readiness.clone(),
+        stop,
+        StopPolicy::from(mesh_config),
+    ));
+    Ok(Spawned {
+        addr,
+        identity: mesh_config.identity.clone(),
+        readiness,
+        task,
+    })
+}

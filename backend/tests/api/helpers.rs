@@ -1,7 +1,6 @@
 //! `TestApp` (the real backend router on a real socket, port 0) and `MlDouble` (a stand-in for the
 //! ml tier, which these tests are not about: the lead's end-to-end tests use the real one).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use backend::Config;
 use mesh::config::Env;
-use mesh::{Mesh, Server, StopPolicy};
 use serde_json::{Value, json};
 
 /// Bytes standing in for a photo: the backend never decodes them, the double never looks.
@@ -27,27 +25,20 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the backend with `ML_URL=ml_url` plus `extra` variables.
     pub async fn spawn(ml_url: &str, extra: &[(&str, &str)]) -> TestApp {
-        let mut pairs = vec![("ML_URL".to_owned(), ml_url.to_owned())];
+        let mut pairs = vec![
+            ("ML_URL".to_owned(), ml_url.to_owned()),
+            ("PORT".to_owned(), "0".to_owned()),
+        ];
         pairs.extend(
             extra
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let config = Config::from_env(&Env::from_pairs(pairs)).expect("test config is valid");
-        let mesh = Mesh::new(config.mesh.identity.clone());
-        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let backend = mesh::spawn(&config, std::future::pending())
             .await
-            .expect("bind port 0");
-        let address = format!("http://127.0.0.1:{}", server.port());
-        let app = backend::build(&config, &mesh)
-            .await
-            .expect("backend builds");
-        tokio::spawn(server.run_until_stopped(
-            app,
-            mesh.readiness(),
-            std::future::pending(),
-            StopPolicy::from(&config.mesh),
-        ));
+            .expect("backend builds and serves");
+        let address = format!("http://{}", backend.addr);
         TestApp {
             address,
             http: reqwest::Client::new(),

@@ -1,7 +1,6 @@
 //! `spawn_app` runs the real frontend router on port 0; `BackendDouble` stands in for the backend
 //! tier (an axum router on port 0) and records what reached it.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use frontend::Config;
 use mesh::config::Env;
-use mesh::{Mesh, Server, StopPolicy};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -198,33 +196,25 @@ pub struct TestApp {
 
 /// Starts the frontend against `backend_url`, with extra environment pairs.
 pub async fn spawn_app(backend_url: &str, extra_env: &[(&str, &str)]) -> TestApp {
-    let mut pairs = vec![("BACKEND_URL".to_owned(), backend_url.to_owned())];
+    let mut pairs = vec![
+        ("BACKEND_URL".to_owned(), backend_url.to_owned()),
+        ("SHUTDOWN_DRAIN_MS".to_owned(), "100".to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+    ];
     pairs.extend(
         extra_env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = Config::from_env(&Env::from_pairs(pairs)).expect("test config is valid");
-    let mesh = Mesh::new(config.mesh.identity.clone());
-    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind frontend");
-    let address = format!("http://{}", server.local_addr());
-    let app = frontend::build(&config, &mesh)
-        .await
-        .expect("router builds");
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let readiness = mesh.readiness();
-    tokio::spawn(async move {
-        let stop = async {
-            let _ = stop_rx.await;
-        };
-        let policy = StopPolicy {
-            delay: Duration::ZERO,
-            drain: Duration::from_millis(100),
-        };
-        let _ = server.run_until_stopped(app, readiness, stop, policy).await;
-    });
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let frontend = mesh::spawn(&config, stop)
+        .await
+        .expect("frontend builds and serves");
+    let address = format!("http://{}", frontend.addr);
     TestApp {
         address,
         client: reqwest::Client::builder()
