@@ -36,7 +36,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 pub use client::MeshClient;
 pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
-pub use propagation::{PROPAGATED_HEADERS, RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
+pub use propagation::{RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
 pub use server::{Server, StopPolicy, shutdown_signal};
 pub use service::{MeshService, Spawned, run, spawn};
 

@@ -37,22 +37,6 @@ const PASSED_THROUGH: [HeaderName; 4] = [
     HeaderName::from_static("x-ot-span-context"),
 ];
 
-/// Every header DESIGN.md lists as propagated (for tests and documentation).
-pub const PROPAGATED_HEADERS: [&str; 12] = [
-    "x-canary",
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-    "baggage",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "x-ot-span-context",
-];
-
 #[allow(deprecated)]
 static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
     TextMapCompositePropagator::new(vec![

@@ -12,25 +12,13 @@ async fn ml_down_gives_503_and_a_friendly_page_fast() {
     app.lab.stop_tier(Tier::Ml).await;
 
     let started = Instant::now();
-    let backend = app
-        .http
-        .post(format!("{}/api/v1/analyze", app.lab.hop_url(Tier::Backend)))
-        .multipart(app.form())
-        .send()
-        .await
-        .expect("backend answers");
+    let backend = app.post_to_backend().await;
     assert_eq!(backend.status(), 503);
     assert!(backend.headers().contains_key("retry-after"));
     let body: serde_json::Value = backend.json().await.expect("json error");
     assert!(body["error"]["code"].is_string(), "{body}");
 
-    let page = app
-        .http
-        .post(format!("{}/analyze", app.lab.url()))
-        .multipart(app.form())
-        .send()
-        .await
-        .expect("frontend answers");
+    let page = app.post_page(app.form()).await;
     assert_eq!(page.status(), 503);
     let html = page.text().await.expect("page");
     assert!(html.contains("<html"), "an HTML page: {html}");
@@ -45,21 +33,9 @@ async fn ml_down_gives_503_and_a_friendly_page_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ml_slower_than_the_timeout_gives_504() {
     let app = spawn_lab_with(vec![(Tier::Backend, "ML_TIMEOUT_MS", "1")]).await;
-    let backend = app
-        .http
-        .post(format!("{}/api/v1/analyze", app.lab.hop_url(Tier::Backend)))
-        .multipart(app.form())
-        .send()
-        .await
-        .expect("backend answers");
+    let backend = app.post_to_backend().await;
     assert_eq!(backend.status(), 504);
-    let page = app
-        .http
-        .post(format!("{}/analyze", app.lab.url()))
-        .multipart(app.form())
-        .send()
-        .await
-        .expect("frontend answers");
+    let page = app.post_page(app.form()).await;
     assert_eq!(page.status(), 504);
     assert!(page.text().await.expect("page").contains("<html"));
     app.lab.shutdown().await;
@@ -73,13 +49,7 @@ async fn a_text_file_named_jpg_is_a_readable_415_page() {
         "notes.jpg",
         "image/jpeg",
     );
-    let page = app
-        .http
-        .post(format!("{}/analyze", app.lab.url()))
-        .multipart(form)
-        .send()
-        .await
-        .expect("frontend answers");
+    let page = app.post_page(form).await;
     assert_eq!(page.status(), 415);
     let html = page.text().await.expect("page");
     assert!(html.contains("<html"));

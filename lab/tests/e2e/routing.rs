@@ -23,13 +23,7 @@ const TIERS: [&str; 3] = ["frontend", "backend", "ml"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_through_the_frontend_names_the_item() {
     let app = spawn_lab().await;
-    let response = app
-        .http
-        .post(format!("{}/analyze", app.lab.url()))
-        .multipart(app.form())
-        .send()
-        .await
-        .expect("the edge answers");
+    let response = app.post_page(app.form()).await;
     assert_eq!(response.status(), 200);
     assert!(
         response

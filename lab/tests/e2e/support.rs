@@ -121,6 +121,29 @@ impl TestLab {
             .multipart(self.form())
     }
 
+    /// POST the espresso photo to the backend tier's hop (its Service).
+    pub async fn post_to_backend(&self) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "{}/api/v1/analyze",
+                self.lab.hop_url(Tier::Backend)
+            ))
+            .multipart(self.form())
+            .send()
+            .await
+            .expect("the backend hop answers")
+    }
+
+    /// POST a form to the frontend's `/analyze` as a browser does (an HTML answer).
+    pub async fn post_page(&self, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.http
+            .post(format!("{}/analyze", self.lab.url()))
+            .multipart(form)
+            .send()
+            .await
+            .expect("the edge answers")
+    }
+
     pub async fn analyze_json(&self, canary: bool) -> Analysis {
         let mut request = self.analyze();
         if canary {
