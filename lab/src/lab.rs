@@ -26,6 +26,18 @@ pub struct LabOptions {
     pub base_env: Vec<(String, String)>,
     /// Extra variables for one tier (tests use this for short timeouts).
     pub tier_env: Vec<(Tier, String, String)>,
+    pub telemetry: ReplicaTelemetry,
+}
+
+/// Where the replicas' spans and logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaTelemetry {
+    /// Each replica has telemetry of its own, made from its environment as its binary would: spans
+    /// exported with its own `service.name` and `service.version` (what `cargo run` does).
+    Own,
+    /// Every replica uses the subscriber of the code that started the lab (tests capture spans in
+    /// memory this way).
+    Shared,
 }
 
 impl LabOptions {
@@ -41,6 +53,7 @@ impl Default for LabOptions {
             edge: SocketAddr::from(([127, 0, 0, 1], 3000)),
             base_env: Vec::new(),
             tier_env: Vec::new(),
+            telemetry: ReplicaTelemetry::Own,
         }
     }
 }
@@ -103,7 +116,7 @@ impl Lab {
             for version in VERSIONS {
                 let env = lab.replica_env(&options, tier, version);
                 let replica = lab
-                    .start_replica(tier, version, &env, stop_rx.clone())
+                    .start_replica(tier, version, &env, options.telemetry, stop_rx.clone())
                     .await?;
                 replica_urls
                     .entry(tier)
@@ -152,6 +165,7 @@ impl Lab {
         tier: Tier,
         version: Version,
         env: &Env,
+        telemetry: ReplicaTelemetry,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Replica> {
         let stop = async move {
@@ -159,9 +173,9 @@ impl Lab {
         };
         let spawned = async {
             match tier {
-                Tier::Frontend => mesh::spawn(&frontend::Config::from_env(env)?, stop).await,
-                Tier::Backend => mesh::spawn(&backend::Config::from_env(env)?, stop).await,
-                Tier::Ml => mesh::spawn(&ml::Config::from_env(env)?, stop).await,
+                Tier::Frontend => spawn(&frontend::Config::from_env(env)?, telemetry, stop).await,
+                Tier::Backend => spawn(&backend::Config::from_env(env)?, telemetry, stop).await,
+                Tier::Ml => spawn(&ml::Config::from_env(env)?, telemetry, stop).await,
             }
         }
         .await
@@ -232,6 +246,17 @@ impl Lab {
             self.stop_tier(tier).await;
         }
         self.hop_tasks.shutdown().await;
+    }
+}
+
+async fn spawn<S: mesh::MeshService>(
+    config: &S,
+    telemetry: ReplicaTelemetry,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<mesh::Spawned> {
+    match telemetry {
+        ReplicaTelemetry::Own => mesh::spawn_traced(config, stop).await,
+        ReplicaTelemetry::Shared => mesh::spawn(config, stop).await,
     }
 }
 

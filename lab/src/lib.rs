@@ -18,4 +18,4 @@ pub mod hop;
 pub mod lab;
 pub mod topology;
 
-pub use lab::{Lab, LabOptions};
+pub use lab::{Lab, LabOptions, ReplicaTelemetry};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use lab::{Lab, LabOptions};
+use lab::{Lab, LabOptions, ReplicaTelemetry};
 use mesh::config::Env;
 
 /// Runs stable and canary builds of frontend, backend and ml on loopback, routed by the mesh's
@@ -32,7 +32,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let guard = match mesh::telemetry::init(&config.telemetry, &config.identity, std::io::stdout) {
+    // The lab process itself only logs: every replica exports its own spans (ReplicaTelemetry::Own).
+    let own = mesh::telemetry::TelemetryConfig {
+        otlp_traces_endpoint: None,
+        ..config.telemetry.clone()
+    };
+    let guard = match mesh::telemetry::init(&own, &config.identity, std::io::stdout) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("lab: {e:#}");
@@ -44,19 +49,30 @@ async fn main() -> ExitCode {
         edge: args.listen,
         base_env: std::env::vars().collect(),
         tier_env: Vec::new(),
+        telemetry: ReplicaTelemetry::Own,
     };
-    let code = match run(options).await {
+    let traces = match &config.telemetry.otlp_traces_endpoint {
+        Some(endpoint) => format!(
+            "traces: every replica exports its spans to {endpoint} (OTLP http/protobuf, sampler {}), \
+             as service.name frontend, backend or ml with service.version stable or canary",
+            config.telemetry.sampler
+        ),
+        None => "traces: export off; set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) \
+                 to send every replica's spans to an OTLP/HTTP receiver"
+            .to_owned(),
+    };
+    let code = match run(options, &traces).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lab: {e:#}");
             ExitCode::FAILURE
         }
     };
-    guard.shutdown();
+    guard.shutdown(config.drain).await;
     code
 }
 
-async fn run(options: LabOptions) -> anyhow::Result<()> {
+async fn run(options: LabOptions, traces: &str) -> anyhow::Result<()> {
     let lab = Lab::start(options).await?;
     lab.wait_ready(Duration::from_secs(60)).await?;
     println!("3RVision lab is up: open {}", lab.url());
@@ -72,6 +88,7 @@ async fn run(options: LabOptions) -> anyhow::Result<()> {
         "Requests with `x-canary: true` take the canary at every hop; others follow the weights in the \
          mesh config. Ctrl-C stops the lab."
     );
+    println!("{traces}");
     mesh::shutdown_signal().await;
     println!("stopping: draining in-flight requests");
     lab.shutdown().await;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::identity::{ServiceIdentity, Version};
-use crate::telemetry::{Sampler, TelemetryConfig};
+use crate::telemetry::{ExportSettings, Sampler, TelemetryConfig};
 
 pub const PORT: &str = "PORT";
 pub const SERVICE_VERSION: &str = "SERVICE_VERSION";
@@ -21,6 +21,13 @@ pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 
 /// A snapshot of environment variables.
 #[derive(Debug, Clone, Default)]
@@ -182,9 +189,72 @@ impl TelemetryConfig {
                 env.raw(OTEL_TRACES_SAMPLER),
                 env.raw(OTEL_TRACES_SAMPLER_ARG),
             )?,
+            export: ExportSettings::from_env(env)?,
             log_filter: env.raw(RUST_LOG).unwrap_or("info").to_owned(),
         })
     }
+}
+
+impl ExportSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        // The signal-specific variable wins over the general one, as the OTLP spec says.
+        for name in [
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+            OTEL_EXPORTER_OTLP_PROTOCOL,
+        ] {
+            if let Some(protocol) = env.raw(name) {
+                if protocol.trim() != "http/protobuf" {
+                    return Err(ConfigError::invalid(
+                        name,
+                        protocol,
+                        "only http/protobuf is supported (OTLP over HTTP, port 4318)",
+                    ));
+                }
+                break;
+            }
+        }
+        let timeout_name = if env.raw(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT).is_some() {
+            OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+        } else {
+            OTEL_EXPORTER_OTLP_TIMEOUT
+        };
+        let settings = Self {
+            timeout: positive_millis(env, timeout_name, defaults.timeout)?,
+            schedule_delay: positive_millis(env, OTEL_BSP_SCHEDULE_DELAY, defaults.schedule_delay)?,
+            max_queue_size: positive_count(env, OTEL_BSP_MAX_QUEUE_SIZE, defaults.max_queue_size)?,
+            max_export_batch_size: positive_count(
+                env,
+                OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+                defaults.max_export_batch_size,
+            )?,
+        };
+        // The SDK's rule: a batch never holds more than the queue.
+        Ok(Self {
+            max_export_batch_size: settings.max_export_batch_size.min(settings.max_queue_size),
+            ..settings
+        })
+    }
+}
+
+fn positive_millis(
+    env: &Env,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let value = env.millis_or(name, default)?;
+    if value.is_zero() {
+        return Err(ConfigError::invalid(name, "0", "must be at least 1 ms"));
+    }
+    Ok(value)
+}
+
+fn positive_count(env: &Env, name: &'static str, default: usize) -> Result<usize, ConfigError> {
+    let value = env.get_or(name, default)?;
+    if value == 0 {
+        return Err(ConfigError::invalid(name, "0", "must be at least 1"));
+    }
+    Ok(value)
 }
 
 fn parse_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
@@ -253,6 +323,41 @@ mod tests {
             cfg.telemetry.otlp_traces_endpoint.as_deref(),
             Some("http://jaeger:4318/v1/traces")
         );
+    }
+
+    #[test]
+    fn export_settings_follow_the_otel_variables() {
+        let cfg = MeshConfig::from_env(
+            "ml",
+            5001,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ]),
+        )
+        .expect("valid");
+        let export = cfg.telemetry.export;
+        assert_eq!(export.timeout, Duration::from_millis(2500));
+        assert_eq!(export.schedule_delay, Duration::from_millis(100));
+        assert_eq!(export.max_queue_size, 64);
+        assert_eq!(
+            export.max_export_batch_size, 64,
+            "a batch never exceeds the queue"
+        );
+        for (name, value) in [
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/json"),
+            (OTEL_EXPORTER_OTLP_TIMEOUT, "0"),
+            (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "soon"),
+            (OTEL_BSP_MAX_QUEUE_SIZE, "0"),
+            (OTEL_BSP_SCHEDULE_DELAY, "-5"),
+        ] {
+            let err = MeshConfig::from_env("ml", 5001, &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ mod propagation;
 mod server;
 mod service;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 use std::time::Duration;
 
@@ -38,7 +40,7 @@ pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
 pub use propagation::{RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
 pub use server::{Server, StopPolicy, shutdown_signal};
-pub use service::{MeshService, Spawned, run, spawn};
+pub use service::{MeshService, Spawned, run, spawn, spawn_traced};
 
 use metrics::HttpMetrics;
 

@@ -6,7 +6,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use tracing::instrument::WithSubscriber as _;
+
 use crate::config::{ConfigError, Env, MeshConfig};
+use crate::telemetry::{ExportStats, ScopedTelemetry};
 use crate::{Mesh, Server, StopPolicy, shutdown_signal, telemetry};
 
 /// A mesh service, described by its configuration type.
@@ -44,8 +47,8 @@ pub async fn run<S: MeshService>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = serve(&config).await;
-    guard.shutdown();
+    let outcome = serve(&config, guard.stats()).await;
+    guard.shutdown(config.mesh_config().drain).await;
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -55,9 +58,12 @@ pub async fn run<S: MeshService>() -> ExitCode {
     }
 }
 
-async fn serve<S: MeshService>(config: &S) -> anyhow::Result<()> {
+async fn serve<S: MeshService>(config: &S, export: Option<ExportStats>) -> anyhow::Result<()> {
     let mesh_config = config.mesh_config();
     let mesh = Mesh::new(mesh_config.identity.clone());
+    if let Some(export) = export {
+        mesh.register_metrics(|registry| export.register(registry));
+    }
     let server = Server::bind(SocketAddr::from(([0, 0, 0, 0], mesh_config.port))).await?;
     tracing::info!(port = server.port(), service = %mesh_config.identity, "listening");
     let app = config.build(&mesh).await?;
@@ -82,23 +88,69 @@ pub struct Spawned {
 }
 
 /// Builds the service and serves it on loopback (the port from its config; 0 lets the OS pick)
-/// until `stop` resolves, the same way [`run`] serves it.
+/// until `stop` resolves, the same way [`run`] serves it. Its spans and logs go to the caller's
+/// subscriber.
 pub async fn spawn<S: MeshService>(
     config: &S,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Spawned> {
+    spawn_with(config, None, stop).await
+}
+
+/// Like [`spawn`], but the service gets telemetry of its own, made from its configuration as its
+/// binary would make it: its own `service.name` and version on every span, its own export queue
+/// (counted on its `/metrics`), logs to stdout. Spans are flushed after the service drained.
+pub async fn spawn_traced<S: MeshService>(
+    config: &S,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Spawned> {
+    let mesh_config = config.mesh_config();
+    let telemetry = telemetry::scoped(
+        &mesh_config.telemetry,
+        &mesh_config.identity,
+        std::io::stdout,
+    )?;
+    spawn_with(config, Some(telemetry), stop).await
+}
+
+async fn spawn_with<S: MeshService>(
+    config: &S,
+    telemetry: Option<ScopedTelemetry>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Spawned> {
     let mesh_config = config.mesh_config();
     let mesh = Mesh::new(mesh_config.identity.clone());
-    let app = config.build(&mesh).await?;
+    let (app, flush) = match telemetry {
+        None => (config.build(&mesh).await?, None),
+        Some(ScopedTelemetry { dispatch, guard }) => {
+            if let Some(export) = guard.stats() {
+                mesh.register_metrics(|registry| export.register(registry));
+            }
+            let app = config
+                .build(&mesh)
+                .with_subscriber(dispatch.clone())
+                .await?;
+            // Outermost: every request of this service runs with its own subscriber.
+            let app = app.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    next.run(req).with_subscriber(dispatch.clone())
+                },
+            ));
+            (app, Some(guard))
+        }
+    };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port))).await?;
     let addr = server.local_addr();
     let readiness = mesh.readiness();
-    let task = tokio::spawn(server.run_until_stopped(
-        app,
-        readiness.clone(),
-        stop,
-        StopPolicy::from(mesh_config),
-    ));
+    let policy = StopPolicy::from(mesh_config);
+    let serving = server.run_until_stopped(app, readiness.clone(), stop, policy);
+    let task = tokio::spawn(async move {
+        let outcome = serving.await;
+        if let Some(guard) = flush {
+            guard.shutdown(policy.drain).await;
+        }
+        outcome
+    });
     Ok(Spawned {
         addr,
         identity: mesh_config.identity.clone(),

@@ -5,4 +5,5 @@ mod failures;
 mod routing;
 mod shutdown;
 mod support;
+mod trace_export;
 mod tracing_chain;

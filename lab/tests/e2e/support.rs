@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lab::topology::Tier;
-use lab::{Lab, LabOptions};
-use mesh::telemetry::{Sampler, TelemetryConfig};
+use lab::{Lab, LabOptions, ReplicaTelemetry};
+use mesh::telemetry::{ExportSettings, Sampler, TelemetryConfig};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde::Deserialize;
 
@@ -30,6 +30,7 @@ pub fn spans() -> &'static InMemorySpanExporter {
             service_name: "e2e".into(),
             otlp_traces_endpoint: None,
             sampler: Sampler::ParentBasedAlwaysOn,
+            export: ExportSettings::default(),
             log_filter: "warn".into(),
         };
         let guard = mesh::telemetry::install(&config, std::io::sink, provider)
@@ -74,6 +75,7 @@ pub async fn spawn_lab_with(tier_env: Vec<(Tier, &str, &str)>) -> TestLab {
             .into_iter()
             .map(|(t, k, v)| (t, k.to_owned(), v.to_owned()))
             .collect(),
+        telemetry: ReplicaTelemetry::Shared,
         ..LabOptions::default()
     };
     let lab = Lab::start(options).await.expect("the lab starts");
