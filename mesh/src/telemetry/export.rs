@@ -88,6 +88,8 @@ pub struct ExportStats {
 
 #[derive(Debug)]
 struct StatsInner {
+    /// Whose spans these are (`ml/canary`), for the log lines.
+    service: String,
     endpoint: String,
     exported: Counter,
     dropped: Family<DropLabels, Counter>,
@@ -102,9 +104,10 @@ struct StatsInner {
 }
 
 impl ExportStats {
-    pub(super) fn new(endpoint: &str) -> Self {
+    pub(super) fn new(service: String, endpoint: &str) -> Self {
         Self {
             inner: Arc::new(StatsInner {
+                service,
                 endpoint: endpoint.to_owned(),
                 exported: Counter::default(),
                 dropped: Family::default(),
@@ -178,7 +181,11 @@ impl ExportStats {
             None => {
                 self.inner.exported.inc_by(n as u64);
                 if self.inner.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(endpoint = %self.inner.endpoint, "trace export recovered");
+                    tracing::info!(
+                        service = %self.inner.service,
+                        endpoint = %self.inner.endpoint,
+                        "trace export recovered"
+                    );
                 }
             }
             Some(error) => {
@@ -223,6 +230,7 @@ impl ExportStats {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         tracing::warn!(
+            service = %self.inner.service,
             endpoint = %self.inner.endpoint,
             dropped_queue_full = queue_full,
             dropped_export_failed = failed,
@@ -302,7 +310,7 @@ mod tests {
 
     #[test]
     fn admission_stops_at_capacity_and_counts_the_rest() {
-        let stats = ExportStats::new("http://127.0.0.1:1/v1/traces");
+        let stats = ExportStats::new("ml/stable".into(), "http://127.0.0.1:1/v1/traces");
         assert!(stats.admit(2));
         assert!(stats.admit(2));
         assert!(!stats.admit(2), "a third pending span is over the bound");

@@ -183,7 +183,7 @@ pub fn tracer_provider(
     let Some(endpoint) = &cfg.otlp_traces_endpoint else {
         return Ok((builder.build(), None));
     };
-    let stats = ExportStats::new(endpoint);
+    let stats = ExportStats::new(identity.to_string(), endpoint);
     let processor = export::processor(endpoint, &cfg.export, stats.clone())?;
     Ok((builder.with_span_processor(processor).build(), Some(stats)))
 }
