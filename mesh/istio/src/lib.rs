@@ -26,10 +26,9 @@
 //! - [`analyze`]: semantic checks in the spirit of `istioctl analyze`, codes `MSH01xx` (routing),
 //!   `MSH02xx` (Services), `MSH03xx` (mesh security), `MSH04xx` (probes); see
 //!   [`analyze::CODES`].
-//! - [`demo`]: sends real requests through a running frontend, tallies the `served_by` trails
-//!   per hop and judges them against the config's probabilities (binomial 4σ or a fixed bound).
-//! - [`cli`]: the `mesh` binary's commands (`check`, `route`, `demo`); `main.rs` only parses and
-//!   calls [`cli::run`].
+//!
+//! The `mesh` command-line tool (`check`, `route`, `demo`) is the `mesh-cli` crate; this library has
+//! no async runtime, HTTP client or argument parser, so the lab links only what it routes with.
 //!
 //! What is deliberately not modelled: TCP/TLS routes, delegate VirtualServices, ServiceEntries,
 //! match conditions on method/port/source (the router refuses them with a clear error and the
@@ -37,8 +36,6 @@
 #![forbid(unsafe_code)]
 
 pub mod analyze;
-pub mod cli;
-pub mod demo;
 pub mod duration;
 pub mod load;
 pub mod resources;

@@ -1,4 +1,10 @@
 //! Loading resources from a directory tree, a file, or a multi-document YAML stream.
+//!
+//! YAML is parsed with `serde_norway`, the maintained fork of the deprecated `serde_yaml` 0.9: the
+//! same `Value`/multi-document `Deserializer` API this loader relies on (kind dispatch on a `Value`,
+//! field paths through `serde_path_to_error`, `<<` merge keys), on a libyaml fork that still gets
+//! fixes. `serde-saphyr` (pure Rust) was the other candidate, but it has no `Value` to dispatch on,
+//! so the loader would have had to be rewritten around it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,7 +32,7 @@ pub enum LoadError {
         file: PathBuf,
         document: usize,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     #[error("{file}: document {document}: expected a Kubernetes object (a mapping), found {found}")]
     NotAnObject {
@@ -144,12 +150,13 @@ fn load_file(path: &Path) -> Result<Vec<Resource>, LoadError> {
 /// Empty documents are skipped.
 pub fn load_str(text: &str, file: &Path) -> Result<Vec<Resource>, LoadError> {
     let mut documents = Vec::new();
-    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let mut value = serde_yaml::Value::deserialize(doc).map_err(|source| LoadError::Yaml {
-            file: file.to_path_buf(),
-            document: index + 1,
-            source,
-        })?;
+    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let mut value =
+            serde_norway::Value::deserialize(doc).map_err(|source| LoadError::Yaml {
+                file: file.to_path_buf(),
+                document: index + 1,
+                source,
+            })?;
         value.apply_merge().map_err(|source| LoadError::Yaml {
             file: file.to_path_buf(),
             document: index + 1,
@@ -181,19 +188,19 @@ struct Head {
 }
 
 fn parse_document(
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     provenance: Provenance,
 ) -> Result<Option<Resource>, LoadError> {
     let file = provenance.file.clone();
     let document = provenance.document + 1;
     let found = match &value {
-        serde_yaml::Value::Null => return Ok(None),
-        serde_yaml::Value::Mapping(_) => None,
-        serde_yaml::Value::Bool(_) => Some("a boolean"),
-        serde_yaml::Value::Number(_) => Some("a number"),
-        serde_yaml::Value::String(_) => Some("a string"),
-        serde_yaml::Value::Sequence(_) => Some("a sequence"),
-        serde_yaml::Value::Tagged(_) => Some("a tagged value"),
+        serde_norway::Value::Null => return Ok(None),
+        serde_norway::Value::Mapping(_) => None,
+        serde_norway::Value::Bool(_) => Some("a boolean"),
+        serde_norway::Value::Number(_) => Some("a number"),
+        serde_norway::Value::String(_) => Some("a string"),
+        serde_norway::Value::Sequence(_) => Some("a sequence"),
+        serde_norway::Value::Tagged(_) => Some("a tagged value"),
     };
     if let Some(found) = found {
         return Err(LoadError::NotAnObject {
@@ -202,7 +209,7 @@ fn parse_document(
             found,
         });
     }
-    let invalid = |kind: &str, name: &str, err: serde_path_to_error::Error<serde_yaml::Error>| {
+    let invalid = |kind: &str, name: &str, err: serde_path_to_error::Error<serde_norway::Error>| {
         LoadError::InvalidField(Box::new(FieldError {
             file: file.clone(),
             document,
@@ -259,10 +266,10 @@ fn parse_document(
 }
 
 fn parse<T: DeserializeOwned>(
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     kind: &str,
     name: &str,
-    invalid: &dyn Fn(&str, &str, serde_path_to_error::Error<serde_yaml::Error>) -> LoadError,
+    invalid: &dyn Fn(&str, &str, serde_path_to_error::Error<serde_norway::Error>) -> LoadError,
 ) -> Result<T, LoadError> {
     serde_path_to_error::deserialize(value).map_err(|e| invalid(kind, name, e))
 }

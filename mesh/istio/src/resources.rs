@@ -255,9 +255,9 @@ pub struct HttpRoute {
     pub route: Vec<HttpRouteDestination>,
     pub timeout: Option<String>,
     pub retries: Option<HttpRetry>,
-    pub redirect: Option<serde_yaml::Value>,
-    pub direct_response: Option<serde_yaml::Value>,
-    pub delegate: Option<serde_yaml::Value>,
+    pub redirect: Option<serde_norway::Value>,
+    pub direct_response: Option<serde_norway::Value>,
+    pub delegate: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

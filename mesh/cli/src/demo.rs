@@ -7,9 +7,9 @@ use std::time::Duration;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::load::{LoadError, load_path};
-use crate::route::{RouteError, RouteTable};
-use crate::trail::{TIER_CHAIN, subset_share_per_hop};
+use mesh_istio::load::{LoadError, load_path};
+use mesh_istio::route::{RouteError, RouteTable};
+use mesh_istio::trail::{TIER_CHAIN, subset_share_per_hop};
 
 /// The two batches the demo sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,69 +411,22 @@ fn image_mime(bytes: &[u8]) -> &'static str {
     }
 }
 
-/// A 64×64 RGB gradient PNG, so the demo needs no image file. Uses stored (uncompressed)
-/// deflate blocks, which every PNG decoder reads.
+/// A 64×64 RGB gradient PNG, so the demo needs no image file.
 pub fn sample_image() -> Vec<u8> {
-    const SIDE: usize = 64;
-    let mut raw = Vec::with_capacity(SIDE * (SIDE * 3 + 1));
-    for y in 0..SIDE {
-        raw.push(0); // filter: none
-        for x in 0..SIDE {
-            raw.extend_from_slice(&[(x * 4) as u8, (y * 4) as u8, 128]);
-        }
-    }
-    let mut zlib = vec![0x78, 0x01];
-    let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in chunks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == chunks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [
-        (b"IHDR", ihdr.as_slice()),
-        (b"IDAT", zlib.as_slice()),
-        (b"IEND", &[][..]),
-    ] {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = png.len();
-        png.extend_from_slice(kind);
-        png.extend_from_slice(data);
-        let crc = crc32(&png[start..]);
-        png.extend_from_slice(&crc.to_be_bytes());
+    const SIDE: u32 = 64;
+    let pixels: Vec<u8> = (0..SIDE)
+        .flat_map(|y| (0..SIDE).flat_map(move |x| [(x * 4) as u8, (y * 4) as u8, 128]))
+        .collect();
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, SIDE, SIDE);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Writing a fixed-size image into a Vec cannot fail; an empty upload would make the demo's
+    // requests fail loudly (415/422) rather than pass.
+    if let Ok(mut writer) = encoder.write_header() {
+        let _ = writer.write_image_data(&pixels);
     }
     png
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use mesh_istio::demo::{DemoPlan, Tolerance, run};
+use mesh_cli::demo::{DemoPlan, Tolerance, run};
 use serde_json::{Value, json};
 
 use crate::fixtures::dir;
@@ -110,7 +110,7 @@ async fn ignoring_the_header_fails() {
     let url = serve(Behaviour::IgnoresHeader).await;
     let report = run(&plan(url, 20)).await.expect("demo runs");
     assert!(!report.verdict.pass);
-    let text = mesh_istio::cli::demo_table(&report);
+    let text = mesh_cli::cli::demo_table(&report);
     assert!(text.ends_with("FAIL\n"), "{text}");
 }
 

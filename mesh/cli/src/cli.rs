@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::analyze::{Severity, analyze};
 use crate::demo::{Batch, DemoPlan, DemoReport, Tolerance};
-use crate::load::load_input;
-use crate::route::{RouteDecision, RouteTable};
-use crate::trail::follow;
+use mesh_istio::analyze::{Severity, analyze};
+use mesh_istio::load::load_input;
+use mesh_istio::route::{RouteDecision, RouteTable};
+use mesh_istio::trail::follow;
 
 #[derive(Debug, Parser)]
 #[command(

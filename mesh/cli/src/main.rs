@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use mesh_istio::cli::{Cli, run};
+use mesh_cli::cli::{Cli, run};
 
 fn main() -> std::process::ExitCode {
     run(Cli::parse())
