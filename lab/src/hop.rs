@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
 use mesh::Version;
-use mesh_istio::route::RouteTable;
+use mesh_istio::route::{Caller, RouteTable};
 use serde_json::json;
 
 /// The header a hop adds to the response so a person can see which subset it picked.
@@ -22,19 +22,27 @@ pub const X_LAB_SUBSET: HeaderName = HeaderName::from_static("x-lab-subset");
 pub struct Hop {
     /// The host requests arrive for (`frontend.local` at the edge, the Service FQDN inside).
     host: String,
+    /// Who routes requests arriving here: the edge Gateway, or the calling tier's sidecar.
+    caller: Caller,
     routes: Arc<RouteTable>,
     replicas: HashMap<Version, String>,
     client: reqwest::Client,
 }
 
 impl Hop {
-    pub fn new(host: String, routes: Arc<RouteTable>, replicas: HashMap<Version, String>) -> Self {
+    pub fn new(
+        host: String,
+        caller: Caller,
+        routes: Arc<RouteTable>,
+        replicas: HashMap<Version, String>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {
             host,
+            caller,
             routes,
             replicas,
             client,
@@ -49,13 +57,13 @@ impl Hop {
     fn choose(&self, path: &str, headers: &HeaderMap, roll: f64) -> Result<Choice<'_>, Unroutable> {
         let decision = self
             .routes
-            .decide(&self.host, path, headers)
+            .decide(&self.caller, &self.host, path, headers)
             .map_err(|e| Unroutable::NoRoute(e.to_string()))?;
         let destination = decision.pick(roll);
         let version = destination
             .subset
             .as_deref()
-            .and_then(|subset| self.routes.subset_labels(&destination.host, subset))
+            .and_then(|subset| self.routes.subset_labels(&destination.fqdn, subset))
             .and_then(|labels| labels.get("version"))
             .and_then(|v| v.parse::<Version>().ok());
         let Some(version) = version else {

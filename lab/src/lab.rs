@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mesh::config::{Env, MeshConfig};
 use mesh::{Readiness, Version};
-use mesh_istio::route::RouteTable;
+use mesh_istio::route::{Caller, RouteTable};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -69,6 +69,7 @@ pub struct Replica {
 
 pub struct Lab {
     edge: SocketAddr,
+    routes: Arc<RouteTable>,
     hops: HashMap<Tier, SocketAddr>,
     replicas: Vec<Replica>,
     stops: HashMap<Tier, watch::Sender<bool>>,
@@ -104,6 +105,7 @@ impl Lab {
 
         let mut lab = Lab {
             edge: hops[&Tier::Frontend],
+            routes: routes.clone(),
             hops,
             replicas: Vec::new(),
             stops: HashMap::new(),
@@ -126,8 +128,19 @@ impl Lab {
             }
         }
         for (tier, listener) in hop_listeners {
+            let caller = match tier.caller() {
+                Some(calling) => Caller::sidecar(calling.name()),
+                None => routes.gateway_for(&tier.entry_host()).with_context(|| {
+                    format!(
+                        "no Gateway in {} accepts {}",
+                        options.mesh_config,
+                        tier.entry_host()
+                    )
+                })?,
+            };
             let hop = Hop::new(
                 tier.entry_host(),
+                caller,
                 routes.clone(),
                 replica_urls.remove(&tier).unwrap_or_default(),
             );
@@ -197,6 +210,11 @@ impl Lab {
     /// Where the tier's hop (its "Service") listens.
     pub fn hop_url(&self, tier: Tier) -> String {
         format!("http://{}", self.hops[&tier])
+    }
+
+    /// What the mesh config asks for that the lab does not execute (for the start banner).
+    pub fn unexecuted(&self) -> &[mesh_istio::unexecuted::Unexecuted] {
+        self.routes.unexecuted()
     }
 
     pub fn replicas(&self) -> &[Replica] {

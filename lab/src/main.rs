@@ -89,6 +89,17 @@ async fn run(options: LabOptions, traces: &str) -> anyhow::Result<()> {
          mesh config. Ctrl-C stops the lab."
     );
     println!("{traces}");
+    let unexecuted = lab.unexecuted();
+    if !unexecuted.is_empty() {
+        println!(
+            "Not executed by the lab ({} field{}; Istio applies them in a cluster, `mesh check` lists them as MSH0111):",
+            unexecuted.len(),
+            if unexecuted.len() == 1 { "" } else { "s" }
+        );
+        for field in unexecuted {
+            println!("  {field}");
+        }
+    }
     mesh::shutdown_signal().await;
     println!("stopping: draining in-flight requests");
     lab.shutdown().await;

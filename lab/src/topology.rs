@@ -25,6 +25,15 @@ impl Tier {
         format!("{0}.{0}.svc.cluster.local", self.name())
     }
 
+    /// The tier that calls this one (whose sidecar routes the call), `None` for the edge.
+    pub fn caller(self) -> Option<Tier> {
+        match self {
+            Tier::Frontend => None,
+            Tier::Backend => Some(Tier::Frontend),
+            Tier::Ml => Some(Tier::Backend),
+        }
+    }
+
     /// The host users reach the tier by: the gateway's host for the edge, the Service otherwise.
     pub fn entry_host(self) -> String {
         match self {

@@ -13,8 +13,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::demo::{Batch, DemoPlan, DemoReport, Tolerance};
 use mesh_istio::analyze::{Severity, analyze};
 use mesh_istio::load::load_input;
-use mesh_istio::route::{RouteDecision, RouteTable};
-use mesh_istio::trail::follow;
+use mesh_istio::route::{Caller, RouteDecision, RouteTable};
+use mesh_istio::trail::{entry_caller, follow};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,6 +64,10 @@ pub struct RouteArgs {
     /// Follow the request down the tier chain (frontend → backend → ml) and print every trail.
     #[arg(long)]
     pub follow: bool,
+    /// Route as a sidecar in this namespace would (VirtualServices bound to `mesh`; short hosts
+    /// resolve here). Default: the Gateway that accepts the host, else the host's own namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -150,13 +154,24 @@ fn check(args: &CheckArgs) -> ExitCode {
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    let warnings = findings.len() - errors;
-    println!(
-        "{errors} error{}, {warnings} warning{} in {} resources",
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    let unexecuted = findings.len() - errors - warnings;
+    let mut summary = format!(
+        "{errors} error{}, {warnings} warning{}",
         plural(errors),
-        plural(warnings),
-        resources.len()
+        plural(warnings)
     );
+    if unexecuted > 0 {
+        let _ = write!(
+            summary,
+            ", {unexecuted} field{} the local lab does not execute",
+            plural(unexecuted)
+        );
+    }
+    println!("{summary} in {} resources", resources.len());
     if errors > 0 || (args.deny_warnings && warnings > 0) {
         ExitCode::from(1)
     } else {
@@ -187,8 +202,12 @@ fn route(args: &RouteArgs) -> ExitCode {
             t.to_string()
         })
     } else {
+        let caller = args
+            .from
+            .as_deref()
+            .map_or_else(|| entry_caller(&table, &args.host), Caller::sidecar);
         table
-            .decide(&args.host, &args.path, &headers)
+            .decide(&caller, &args.host, &args.path, &headers)
             .map(|d| describe_decision(&args.host, &d))
     };
     match output {
@@ -220,6 +239,24 @@ fn describe_decision(host: &str, d: &RouteDecision) -> String {
         }
         if let Some(on) = &r.retry_on {
             let _ = write!(out, " on {on}");
+        }
+    }
+    if let Some(fault) = &d.fault {
+        if let Some(delay) = &fault.delay {
+            let _ = write!(
+                out,
+                ", fault: delay {} for {}%",
+                seconds(delay.fixed_delay),
+                probability(delay.percentage)
+            );
+        }
+        if let Some(abort) = &fault.abort {
+            let _ = write!(
+                out,
+                ", fault: abort {} for {}%",
+                abort.http_status,
+                probability(abort.percentage)
+            );
         }
     }
     out.push('\n');

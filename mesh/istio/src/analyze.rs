@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::duration::parse_duration;
+use crate::host::{CLUSTER_DOMAIN, resolve_short_name};
 use crate::resources::{
     Container, Deployment, DestinationRule, Gateway, IntOrString, PeerAuthentication, Probe,
     Resource, ResourceBody, Service, StringMatch, VirtualService, selects,
 };
-use crate::route::{CLUSTER_DOMAIN, compile_regex, resolve_short_name};
+use crate::route::compile_regex;
 
 /// The ingress gateway's identity: it lives outside the project's files but may be named as a
 /// principal.
@@ -67,6 +68,10 @@ pub const CODES: &[(&str, &str)] = &[
         "match condition the local router cannot evaluate",
     ),
     (
+        "MSH0111",
+        "field the local lab does not execute (mirror, rewrite, headers, traffic policy, …)",
+    ),
+    (
         "MSH0201",
         "Service port name does not declare an Istio protocol",
     ),
@@ -109,6 +114,8 @@ pub const CODES: &[(&str, &str)] = &[
 pub enum Severity {
     Error,
     Warning,
+    /// A field Istio applies in a cluster but the local lab does not execute (MSH0111).
+    Info,
 }
 
 impl fmt::Display for Severity {
@@ -116,6 +123,7 @@ impl fmt::Display for Severity {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Info => "info",
         })
     }
 }
@@ -155,6 +163,17 @@ pub fn analyze(resources: &[Resource]) -> Vec<Finding> {
     check_authorization(&index, &mut out);
     check_deployments(&index, &mut out);
     check_destination_rules(&index, &mut out);
+    for field in crate::unexecuted::unexecuted(resources) {
+        out.0.push(Finding {
+            severity: Severity::Info,
+            code: "MSH0111",
+            file: field.file,
+            kind: field.kind,
+            resource: field.resource,
+            field: field.field,
+            message: "not executed by the local lab (Istio applies it in a cluster)".to_owned(),
+        });
+    }
     let mut findings = out.0;
     findings.sort_by(|a, b| {
         (&a.file, &a.resource, &a.field, a.code).cmp(&(&b.file, &b.resource, &b.field, b.code))
@@ -420,18 +439,35 @@ fn check_virtual_services(index: &Index<'_>, out: &mut Findings) {
                 }
             }
             if route.route.len() > 1 {
-                let total: i64 = route.route.iter().map(|d| d.weight.unwrap_or(0)).sum();
-                if total != 100 {
-                    let parts: Vec<String> = route
-                        .route
-                        .iter()
-                        .map(|d| d.weight.unwrap_or(0).to_string())
-                        .collect();
+                let weights: Vec<i64> = route.route.iter().map(|d| d.weight.unwrap_or(0)).collect();
+                let total: i64 = weights.iter().sum();
+                let parts: Vec<String> = weights.iter().map(ToString::to_string).collect();
+                if total <= 0 {
                     out.error(
                         "MSH0105",
                         r,
                         format!("{field}.route"),
-                        format!("weights {} add up to {total}, not 100", parts.join(" + ")),
+                        format!(
+                            "weights {} add up to {total}: no destination gets traffic",
+                            parts.join(" + ")
+                        ),
+                    );
+                } else if total != 100 {
+                    // Istio's weights are relative: each destination gets weight / total, which is
+                    // also what the router does; the sum is still most likely a typo.
+                    let shares: Vec<String> = weights
+                        .iter()
+                        .map(|w| format!("{:.1} %", *w as f64 * 100.0 / total as f64))
+                        .collect();
+                    out.warning(
+                        "MSH0105",
+                        r,
+                        format!("{field}.route"),
+                        format!(
+                            "weights {} add up to {total}, not 100; Istio splits them relatively: {}",
+                            parts.join(" + "),
+                            shares.join(" / ")
+                        ),
                     );
                 }
             }

@@ -19,8 +19,13 @@
 //!   or a multi-document stream (`-`). Never panics; every [`load::LoadError`] names the file.
 //! - [`route`]: the [`route::RouteTable`] the local lab routes with. It evaluates VirtualServices
 //!   with Istio's semantics (first matching http route wins, match blocks OR'ed, conditions AND'ed,
-//!   case-insensitive header names, full-match regexes, weights as probabilities) and answers
-//!   DestinationRule subset labels so the lab can map a subset to the build that serves it.
+//!   case-insensitive header names, full-match regexes, relative weights, gateway vs mesh context
+//!   from `spec.gateways`), returns the route's timeout, retries and fault injection for the hop
+//!   to execute, and answers DestinationRule subset labels so the lab can map a subset to a build.
+//! - [`host`]: host resolution (short names in the namespace of whoever writes them, FQDNs,
+//!   wildcards).
+//! - [`unexecuted`]: the fields the lab does not execute (mirror, rewrite, traffic policy, …), as
+//!   data for `mesh check` (MSH0111) and the lab's banner.
 //! - [`trail`]: the frontend → backend → ml chain; every hop decides independently because the
 //!   tiers propagate routing headers unchanged, so a trail's probability is a product.
 //! - [`analyze`]: semantic checks in the spirit of `istioctl analyze`, codes `MSH01xx` (routing),
@@ -37,7 +42,9 @@
 
 pub mod analyze;
 pub mod duration;
+pub mod host;
 pub mod load;
 pub mod resources;
 pub mod route;
 pub mod trail;
+pub mod unexecuted;

@@ -242,6 +242,10 @@ pub struct VirtualServiceSpec {
     pub gateways: Vec<String>,
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// Fields this crate does not model (`tcp`, `tls`, `exportTo`, …), kept so that
+    /// [`crate::unexecuted`] can report them instead of dropping them silently.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -255,9 +259,49 @@ pub struct HttpRoute {
     pub route: Vec<HttpRouteDestination>,
     pub timeout: Option<String>,
     pub retries: Option<HttpRetry>,
+    pub fault: Option<HttpFault>,
     pub redirect: Option<serde_norway::Value>,
     pub direct_response: Option<serde_norway::Value>,
     pub delegate: Option<serde_norway::Value>,
+    /// Fields this crate does not execute (`mirror`, `rewrite`, `headers`, `corsPolicy`, …), kept
+    /// so that [`crate::unexecuted`] reports them.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
+}
+
+/// Istio `HTTPFaultInjection`: a delay and/or an abort, each for a percentage of requests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpFault {
+    pub delay: Option<FaultDelay>,
+    pub abort: Option<FaultAbort>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultDelay {
+    pub fixed_delay: Option<String>,
+    pub percentage: Option<Percent>,
+    /// Deprecated integer percentage; `percentage` wins when both are set.
+    pub percent: Option<i64>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultAbort {
+    pub http_status: Option<i64>,
+    pub percentage: Option<Percent>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
+}
+
+/// Istio `Percent`: a share in [0, 100].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Percent {
+    #[serde(default)]
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -396,6 +440,10 @@ pub struct TrafficPolicy {
     pub tls: Option<ClientTls>,
     #[serde(default)]
     pub port_level_settings: Vec<PortTrafficPolicy>,
+    /// `connectionPool`, `outlierDetection`, `loadBalancer`, …: checked by schema tools, applied
+    /// by Istio, never by the lab (reported by [`crate::unexecuted`]).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,6 +5,14 @@
 //! AND'ed; header names are case-insensitive, values case-sensitive; a lone destination weighs 100.
 //! Uri `exact` and `regex` look at the path without its query string, `prefix` at the whole path
 //! (as Envoy does); regexes must match the whole value (RE2 full-match semantics).
+//!
+//! Context, as Istio has it: a VirtualService applies where `spec.gateways` binds it: at a Gateway
+//! (`ns/name`, or `name` in the VirtualService's namespace) for requests entering there, and on the
+//! sidecars (`mesh`, or no `gateways` at all) for requests between workloads. A [`Caller`] says
+//! which of the two a request is in. Short hosts in a VirtualService or DestinationRule resolve in
+//! its own namespace; a caller's short host in the caller's namespace (see [`crate::host`]).
+//! Weights are relative, as Istio's `HTTPRouteDestination.weight` is: a destination gets
+//! `weight / sum of weights` of the traffic (the analyzer warns, MSH0105, when the sum is not 100).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,21 +20,38 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::resources::{HttpMatchRequest, HttpRoute, Resource, ResourceBody, StringMatch};
+use crate::host::{covers, resolve_from, resolve_short_name, strip_port};
+use crate::resources::{
+    HttpFault, HttpMatchRequest, HttpRoute, Percent, Resource, ResourceBody, StringMatch,
+};
+use crate::unexecuted::{Unexecuted, unexecuted};
 
-/// The Kubernetes cluster domain the mesh runs in.
-pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// Where a request is being routed: entering the mesh at a Gateway, or leaving a workload's
+/// sidecar. Decides which VirtualServices apply (their `spec.gateways`) and how short hosts resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The ingress gateway named `namespace/name` (a Gateway resource).
+    Gateway(String),
+    /// A sidecar in `namespace`: VirtualServices bound to `mesh` apply; short hosts resolve here.
+    Sidecar { namespace: String },
+}
+
+impl Caller {
+    pub fn sidecar(namespace: &str) -> Self {
+        Caller::Sidecar {
+            namespace: namespace.to_owned(),
+        }
+    }
+}
+
+/// The name VirtualServices use to bind themselves to every sidecar.
+pub const MESH_GATEWAY: &str = "mesh";
 
 /// Why a route table could not be built or a request could not be routed.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    #[error("no VirtualService routes host `{host}`")]
-    NoRouteForHost { host: String },
-    #[error("host `{host}` is ambiguous: it could be any of {candidates:?}")]
-    AmbiguousHost {
-        host: String,
-        candidates: Vec<String>,
-    },
+    #[error("no VirtualService routes host `{host}` for {caller}")]
+    NoRouteForHost { host: String, caller: String },
     #[error(
         "VirtualService {virtual_service}: no http route matches path `{path}` with the given headers"
     )]
@@ -75,6 +100,8 @@ pub enum RouteError {
 pub struct Destination {
     /// The destination host as written in the VirtualService.
     pub host: String,
+    /// The host resolved in the VirtualService's namespace (a Service FQDN for short names).
+    pub fqdn: String,
     pub subset: Option<String>,
     pub port: Option<u16>,
 }
@@ -94,19 +121,44 @@ pub struct Retries {
     pub retry_on: Option<String>,
 }
 
-/// The outcome of routing one request at one hop.
+/// Istio HTTP fault injection of a route: what a hop does to a share of the requests before (or
+/// instead of) forwarding them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fault {
+    pub delay: Option<Delay>,
+    pub abort: Option<Abort>,
+}
+
+/// Hold the request for `fixed_delay`, for `percentage` (0–100) of the requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delay {
+    pub fixed_delay: Duration,
+    pub percentage: f64,
+}
+
+/// Answer `http_status` without forwarding, for `percentage` (0–100) of the requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abort {
+    pub http_status: u16,
+    pub percentage: f64,
+}
+
+/// The outcome of routing one request at one hop: where it may go, and the route's timeout,
+/// retries and fault injection, which the hop executes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteDecision {
     pub route_name: Option<String>,
     pub destinations: Vec<WeightedDestination>,
     pub timeout: Option<Duration>,
     pub retries: Option<Retries>,
+    pub fault: Option<Fault>,
 }
 
 /// Returned by [`RouteDecision::pick`] only for a hand-built decision with no destinations
 /// ([`RouteTable::decide`] never produces one): a destination with an empty host.
 static NOWHERE: Destination = Destination {
     host: String::new(),
+    fqdn: String::new(),
     subset: None,
     port: None,
 };
@@ -214,6 +266,7 @@ struct CompiledRoute {
     outcome: Result<Vec<WeightedDestination>, &'static str>,
     timeout: Option<Duration>,
     retries: Option<Retries>,
+    fault: Option<Fault>,
 }
 
 #[derive(Debug)]
@@ -222,7 +275,18 @@ struct VirtualHost {
     name: String,
     /// Hosts, short names resolved against the VirtualService's namespace.
     hosts: Vec<String>,
+    /// Where it applies: `namespace/name` of Gateways, and/or [`MESH_GATEWAY`].
+    gateways: Vec<String>,
     routes: Vec<CompiledRoute>,
+}
+
+impl VirtualHost {
+    fn applies_to(&self, caller: &Caller) -> bool {
+        match caller {
+            Caller::Gateway(gateway) => self.gateways.iter().any(|g| g == gateway),
+            Caller::Sidecar { .. } => self.gateways.iter().any(|g| g == MESH_GATEWAY),
+        }
+    }
 }
 
 /// Routing rules from VirtualServices and subsets from DestinationRules, ready to evaluate.
@@ -231,24 +295,35 @@ pub struct RouteTable {
     virtual_hosts: Vec<VirtualHost>,
     /// Resolved DestinationRule host → subset name → pod labels.
     subsets: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// Gateway `namespace/name` → the hosts its servers accept.
+    gateways: BTreeMap<String, Vec<String>>,
+    unexecuted: Vec<Unexecuted>,
 }
 
-/// Istio's short-name rule: a host without a dot is a Service in `namespace`; anything else
-/// (and `*`) is taken as written.
-pub fn resolve_short_name(host: &str, namespace: &str) -> String {
-    if host == "*" || host.contains('.') {
-        host.to_ascii_lowercase()
-    } else {
-        format!(
-            "{}.{namespace}.svc.{CLUSTER_DOMAIN}",
-            host.to_ascii_lowercase()
-        )
+/// `spec.gateways` entries as `namespace/name` (short names in the VirtualService's namespace);
+/// none means `mesh`.
+fn resolve_gateways(gateways: &[String], namespace: &str) -> Vec<String> {
+    if gateways.is_empty() {
+        return vec![MESH_GATEWAY.to_owned()];
     }
+    gateways
+        .iter()
+        .map(|g| {
+            if g == MESH_GATEWAY || g.contains('/') {
+                g.clone()
+            } else {
+                format!("{namespace}/{g}")
+            }
+        })
+        .collect()
 }
 
 impl RouteTable {
     pub fn from_resources(resources: &[Resource]) -> Result<Self, RouteError> {
-        let mut table = RouteTable::default();
+        let mut table = RouteTable {
+            unexecuted: unexecuted(resources),
+            ..RouteTable::default()
+        };
         for resource in resources {
             let namespace = resource.namespace().unwrap_or("default");
             match &resource.body {
@@ -265,13 +340,29 @@ impl RouteTable {
                         .http
                         .iter()
                         .enumerate()
-                        .map(|(i, route)| compile_route(route, i, &name))
+                        .map(|(i, route)| compile_route(route, i, &name, namespace))
                         .collect::<Result<_, _>>()?;
                     table.virtual_hosts.push(VirtualHost {
                         name,
                         hosts,
+                        gateways: resolve_gateways(&vs.spec.gateways, namespace),
                         routes,
                     });
+                }
+                ResourceBody::Gateway(gateway) => {
+                    let hosts = gateway
+                        .spec
+                        .servers
+                        .iter()
+                        .flat_map(|s| &s.hosts)
+                        .map(|h| {
+                            // `ns/host` restricts which namespaces may bind; the host is the rest.
+                            h.rsplit_once('/')
+                                .map_or(h.as_str(), |(_, h)| h)
+                                .to_ascii_lowercase()
+                        })
+                        .collect();
+                    table.gateways.insert(resource.qualified_name(), hosts);
                 }
                 ResourceBody::DestinationRule(dr) => {
                     let host = resolve_short_name(&dr.spec.host, namespace);
@@ -295,28 +386,64 @@ impl RouteTable {
             .flat_map(|v| v.hosts.iter().map(String::as_str))
     }
 
-    /// Routes one request; see the module documentation for the matching rules.
+    /// The Gateway whose servers accept `host` (exactly or by wildcard), as the caller for
+    /// requests entering the mesh there.
+    pub fn gateway_for(&self, host: &str) -> Option<Caller> {
+        let host = strip_port(host).to_ascii_lowercase();
+        self.gateways
+            .iter()
+            .filter_map(|(name, hosts)| {
+                hosts
+                    .iter()
+                    .filter_map(|h| covers(h, &host))
+                    .max()
+                    .map(|rank| (rank, name))
+            })
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, name)| Caller::Gateway(name.clone()))
+    }
+
+    /// What the resources ask for that the local lab does not execute (mirror, rewrite, header
+    /// manipulation, traffic policy, …); `mesh check` reports the same list (MSH0111).
+    pub fn unexecuted(&self) -> &[Unexecuted] {
+        &self.unexecuted
+    }
+
+    /// Routes one request from `caller`; see the module documentation for the matching rules.
     pub fn decide(
         &self,
+        caller: &Caller,
         host: &str,
         path: &str,
         headers: &http::HeaderMap,
     ) -> Result<RouteDecision, RouteError> {
         let request_host = strip_port(host).to_ascii_lowercase();
-        let resolved = resolve_query(&request_host, self.hosts())?.ok_or_else(|| {
-            RouteError::NoRouteForHost {
-                host: host.to_owned(),
+        let (resolved, caller_label) = match caller {
+            Caller::Gateway(name) => (request_host.clone(), format!("gateway {name}")),
+            Caller::Sidecar { namespace } => (
+                resolve_from(&request_host, namespace),
+                format!("sidecars in namespace {namespace}"),
+            ),
+        };
+        // The most specific host wins; among equals the first VirtualService in load order, as
+        // Istio's sidecars do when two VirtualServices claim one host.
+        let mut best: Option<(usize, &VirtualHost)> = None;
+        for vhost in self.virtual_hosts.iter().filter(|v| v.applies_to(caller)) {
+            let rank = vhost
+                .hosts
+                .iter()
+                .filter_map(|h| covers(h, &resolved))
+                .max();
+            if let Some(rank) = rank
+                && best.is_none_or(|(b, _)| rank > b)
+            {
+                best = Some((rank, vhost));
             }
+        }
+        let (_, vhost) = best.ok_or_else(|| RouteError::NoRouteForHost {
+            host: host.to_owned(),
+            caller: caller_label,
         })?;
-        // The first VirtualService (in load order) that claims the host serves it, as Istio's
-        // sidecars do when two VirtualServices claim one host.
-        let vhost = self
-            .virtual_hosts
-            .iter()
-            .find(|v| v.hosts.iter().any(|h| h == &resolved))
-            .ok_or_else(|| RouteError::NoRouteForHost {
-                host: host.to_owned(),
-            })?;
         let request = Request::new(&request_host, path, headers);
         for route in &vhost.routes {
             if !route_matches(route, &request, &vhost.name)? {
@@ -336,6 +463,7 @@ impl RouteTable {
                 destinations,
                 timeout: route.timeout,
                 retries: route.retries.clone(),
+                fault: route.fault.clone(),
             });
         }
         Err(RouteError::NoMatchingRoute {
@@ -344,77 +472,20 @@ impl RouteTable {
         })
     }
 
-    /// The pod labels a subset selects: the DestinationRule subset's labels.
-    pub fn subset_labels(&self, host: &str, subset: &str) -> Option<&BTreeMap<String, String>> {
-        let host = strip_port(host).to_ascii_lowercase();
-        let resolved = resolve_query(&host, self.subsets.keys().map(String::as_str)).ok()??;
-        self.subsets.get(&resolved)?.get(subset)
+    /// The pod labels a subset selects: the DestinationRule subset's labels. `fqdn` is a resolved
+    /// host, e.g. [`Destination::fqdn`].
+    pub fn subset_labels(&self, fqdn: &str, subset: &str) -> Option<&BTreeMap<String, String>> {
+        let host = strip_port(fqdn).to_ascii_lowercase();
+        self.subsets.get(&host)?.get(subset)
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
-}
-
-/// Finds which of `known` (resolved hosts, possibly wildcards) a request host names.
-/// Accepts `svc`, `svc.ns`, `svc.ns.svc` and `svc.ns.svc.cluster.local`, and any literal host.
-fn resolve_query<'a>(
-    query: &str,
-    known: impl Iterator<Item = &'a str> + Clone,
-) -> Result<Option<String>, RouteError> {
-    if known.clone().any(|h| h == query) {
-        return Ok(Some(query.to_owned()));
-    }
-    let suffix = format!(".svc.{CLUSTER_DOMAIN}");
-    let expanded = if !query.contains('.') {
-        let mut candidates: Vec<String> = known
-            .clone()
-            .filter(|h| {
-                h.strip_suffix(&suffix)
-                    .and_then(|rest| rest.split_once('.'))
-                    .is_some_and(|(svc, ns)| svc == query && !ns.contains('.'))
-            })
-            .map(str::to_owned)
-            .collect();
-        candidates.dedup();
-        match candidates.len() {
-            0 => None,
-            1 => candidates.pop(),
-            _ => {
-                return Err(RouteError::AmbiguousHost {
-                    host: query.to_owned(),
-                    candidates,
-                });
-            }
-        }
-    } else if query.ends_with(".svc") {
-        Some(format!("{query}.{CLUSTER_DOMAIN}"))
-    } else if query.matches('.').count() == 1 {
-        Some(format!("{query}{suffix}"))
-    } else {
-        None
-    };
-    if let Some(expanded) = &expanded
-        && known.clone().any(|h| h == expanded)
-    {
-        return Ok(Some(expanded.clone()));
-    }
-    // Wildcards: the longest matching `*.suffix` wins, then `*`.
-    let target = expanded.as_deref().unwrap_or(query);
-    let best = known
-        .filter(|h| {
-            *h == "*"
-                || h.strip_prefix('*')
-                    .is_some_and(|s| s.starts_with('.') && target.ends_with(s))
-        })
-        .max_by_key(|h| h.len());
-    Ok(best.map(str::to_owned))
-}
-
-fn compile_route(route: &HttpRoute, index: usize, vs: &str) -> Result<CompiledRoute, RouteError> {
+fn compile_route(
+    route: &HttpRoute,
+    index: usize,
+    vs: &str,
+    namespace: &str,
+) -> Result<CompiledRoute, RouteError> {
     let field = format!("spec.http[{index}]");
     let blocks = route
         .matches
@@ -432,7 +503,7 @@ fn compile_route(route: &HttpRoute, index: usize, vs: &str) -> Result<CompiledRo
     } else if route.route.is_empty() {
         Err("`route` is empty")
     } else {
-        Ok(weigh(route, &field, vs)?)
+        Ok(weigh(route, &field, vs, namespace)?)
     };
     let duration = |text: &str, field: String| {
         parse_duration(text).map_err(|source| RouteError::InvalidDuration {
@@ -462,6 +533,11 @@ fn compile_route(route: &HttpRoute, index: usize, vs: &str) -> Result<CompiledRo
             retry_on: r.retry_on.clone(),
         }),
     };
+    let fault = route
+        .fault
+        .as_ref()
+        .map(|f| compile_fault(f, &format!("{field}.fault"), vs))
+        .transpose()?;
     Ok(CompiledRoute {
         field,
         name: route.name.clone(),
@@ -469,10 +545,90 @@ fn compile_route(route: &HttpRoute, index: usize, vs: &str) -> Result<CompiledRo
         outcome,
         timeout,
         retries,
+        fault,
     })
 }
 
-fn weigh(route: &HttpRoute, field: &str, vs: &str) -> Result<Vec<WeightedDestination>, RouteError> {
+fn compile_fault(fault: &HttpFault, field: &str, vs: &str) -> Result<Fault, RouteError> {
+    let invalid = |field: String, reason: String| RouteError::InvalidValue {
+        virtual_service: vs.to_owned(),
+        field,
+        reason,
+    };
+    let percentage = |p: Option<&Percent>, legacy: Option<i64>, field: String| {
+        // Istio: an unset percentage means every request.
+        let value = p.map_or_else(|| legacy.map_or(100.0, |v| v as f64), |p| p.value);
+        if (0.0..=100.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(
+                field,
+                format!("{value} is not a percentage in 0..=100"),
+            ))
+        }
+    };
+    let delay = match &fault.delay {
+        None => None,
+        Some(d) => {
+            let text = d.fixed_delay.as_deref().ok_or_else(|| {
+                invalid(
+                    format!("{field}.delay.fixedDelay"),
+                    "the lab executes only fixed delays; set fixedDelay".to_owned(),
+                )
+            })?;
+            Some(Delay {
+                fixed_delay: parse_duration(text).map_err(|source| {
+                    RouteError::InvalidDuration {
+                        virtual_service: vs.to_owned(),
+                        field: format!("{field}.delay.fixedDelay"),
+                        source,
+                    }
+                })?,
+                percentage: percentage(
+                    d.percentage.as_ref(),
+                    d.percent,
+                    format!("{field}.delay.percentage.value"),
+                )?,
+            })
+        }
+    };
+    let abort = match &fault.abort {
+        None => None,
+        Some(a) => {
+            let status = a.http_status.ok_or_else(|| {
+                invalid(
+                    format!("{field}.abort.httpStatus"),
+                    "the lab executes only HTTP aborts; set httpStatus".to_owned(),
+                )
+            })?;
+            let http_status = u16::try_from(status)
+                .ok()
+                .filter(|s| (200..=599).contains(s))
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{field}.abort.httpStatus"),
+                        format!("{status} is not an HTTP status"),
+                    )
+                })?;
+            Some(Abort {
+                http_status,
+                percentage: percentage(
+                    a.percentage.as_ref(),
+                    None,
+                    format!("{field}.abort.percentage.value"),
+                )?,
+            })
+        }
+    };
+    Ok(Fault { delay, abort })
+}
+
+fn weigh(
+    route: &HttpRoute,
+    field: &str,
+    vs: &str,
+    namespace: &str,
+) -> Result<Vec<WeightedDestination>, RouteError> {
     let invalid = |field: String, reason: String| RouteError::InvalidValue {
         virtual_service: vs.to_owned(),
         field,
@@ -501,6 +657,7 @@ fn weigh(route: &HttpRoute, field: &str, vs: &str) -> Result<Vec<WeightedDestina
             (_, Some(w)) => w,
         };
         let destination = Destination {
+            fqdn: resolve_short_name(&d.destination.host, namespace),
             host: d.destination.host.clone(),
             subset: d.destination.subset.clone(),
             port,
@@ -758,7 +915,9 @@ spec:
     }
 
     fn subset_of(t: &RouteTable, path: &str, h: &HeaderMap) -> Option<String> {
-        let d = t.decide("h", path, h).expect("routes");
+        let d = t
+            .decide(&Caller::sidecar("ns"), "h", path, h)
+            .expect("routes");
         assert_eq!(d.destinations.len(), 1, "{d:?}");
         d.destinations[0].destination.subset.clone()
     }
@@ -769,6 +928,7 @@ spec:
         for name in ["x-canary", "X-Canary", "X-CANARY"] {
             let d = t
                 .decide(
+                    &Caller::sidecar("backend"),
                     "backend.backend.svc.cluster.local",
                     "/api/v1/analyze",
                     &headers(&[(name, "true")]),
@@ -794,7 +954,12 @@ spec:
     fn header_values_are_case_sensitive_and_fall_through_to_weights() {
         let t = table(TIER);
         let d = t
-            .decide("backend", "/", &headers(&[("x-canary", "TRUE")]))
+            .decide(
+                &Caller::sidecar("backend"),
+                "backend",
+                "/",
+                &headers(&[("x-canary", "TRUE")]),
+            )
             .expect("routes");
         assert_eq!(d.route_name.as_deref(), Some("weighted"));
         assert_eq!(d.probability_of_subset("stable"), 0.9);
@@ -813,32 +978,140 @@ spec:
             "backend.backend.svc.cluster.local",
             "BACKEND.backend.svc.cluster.local:8080",
         ] {
-            let d = t.decide(host, "/", &HeaderMap::new()).expect(host);
+            let d = t
+                .decide(&Caller::sidecar("backend"), host, "/", &HeaderMap::new())
+                .expect(host);
             assert_eq!(d.route_name.as_deref(), Some("weighted"), "{host}");
         }
         let err = t
-            .decide("frontend", "/", &HeaderMap::new())
+            .decide(
+                &Caller::sidecar("frontend"),
+                "backend",
+                "/",
+                &HeaderMap::new(),
+            )
+            .expect_err("`backend` from namespace frontend is backend.frontend");
+        assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
+        let err = t
+            .decide(
+                &Caller::sidecar("backend"),
+                "frontend",
+                "/",
+                &HeaderMap::new(),
+            )
             .expect_err("unknown");
         assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
         let err = t
-            .decide("backend.other", "/", &HeaderMap::new())
+            .decide(
+                &Caller::sidecar("backend"),
+                "backend.other",
+                "/",
+                &HeaderMap::new(),
+            )
             .expect_err("other ns");
         assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
     }
 
     #[test]
-    fn ambiguous_short_host_is_an_error() {
+    fn short_hosts_resolve_in_the_callers_namespace_not_globally() {
         let t = table(
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: one}\n\
-             spec: {hosts: [api], http: [{route: [{destination: {host: api}}]}]}\n---\n\
+             spec: {hosts: [api], http: [{name: one, route: [{destination: {host: api}}]}]}\n---\n\
              apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a, namespace: two}\n\
-             spec: {hosts: [api], http: [{route: [{destination: {host: api}}]}]}\n",
+             spec: {hosts: [api], http: [{name: two, route: [{destination: {host: api}}]}]}\n",
         );
+        let none = HeaderMap::new();
+        for (caller, host, route, fqdn) in [
+            ("one", "api", "one", "api.one.svc.cluster.local"),
+            ("two", "api", "two", "api.two.svc.cluster.local"),
+            ("one", "api.two", "two", "api.two.svc.cluster.local"),
+        ] {
+            let d = t
+                .decide(&Caller::sidecar(caller), host, "/", &none)
+                .expect(host);
+            assert_eq!(d.route_name.as_deref(), Some(route), "{caller} → {host}");
+            // The destination's short host resolves in its VirtualService's namespace.
+            assert_eq!(d.destinations[0].destination.fqdn, fqdn);
+        }
         let err = t
-            .decide("api", "/", &HeaderMap::new())
-            .expect_err("ambiguous");
-        assert!(matches!(err, RouteError::AmbiguousHost { .. }), "{err}");
-        assert!(t.decide("api.two", "/", &HeaderMap::new()).is_ok());
+            .decide(&Caller::sidecar("three"), "api", "/", &none)
+            .expect_err("no api in namespace three");
+        assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
+    }
+
+    #[test]
+    fn gateways_bind_a_virtual_service_to_the_edge_or_the_mesh() {
+        let t = table(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: web}\n\
+             spec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*/shop.example.com']}]}\n---\n\
+             apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: at-edge, namespace: web}\n\
+             spec: {hosts: [shop.example.com, web], gateways: [edge], http: [{name: edge, route: [{destination: {host: web}}]}]}\n---\n\
+             apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: inside, namespace: web}\n\
+             spec: {hosts: [web], http: [{name: inside, route: [{destination: {host: web}}]}]}\n",
+        );
+        let none = HeaderMap::new();
+        let edge = t.gateway_for("shop.example.com:80").expect("gateway");
+        assert_eq!(edge, Caller::Gateway("web/edge".to_owned()));
+        let d = t
+            .decide(&edge, "shop.example.com", "/", &none)
+            .expect("edge");
+        assert_eq!(d.route_name.as_deref(), Some("edge"));
+        // The gateway-bound VirtualService does not apply on sidecars, the unbound one does.
+        let d = t
+            .decide(&Caller::sidecar("web"), "web", "/", &none)
+            .expect("mesh");
+        assert_eq!(d.route_name.as_deref(), Some("inside"));
+        let err = t
+            .decide(&Caller::sidecar("web"), "shop.example.com", "/", &none)
+            .expect_err("edge host from a sidecar");
+        assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
+        assert!(t.gateway_for("other.example.com").is_none());
+    }
+
+    #[test]
+    fn fault_injection_and_retries_are_part_of_the_decision() {
+        let t = vs(r#"
+  - route: [{destination: {host: h}}]
+    retries: {attempts: 3, perTryTimeout: 2s, retryOn: "5xx,connect-failure"}
+    fault:
+      delay: {fixedDelay: 1.5s, percentage: {value: 25}}
+      abort: {httpStatus: 503, percentage: {value: 10.5}}
+"#);
+        let d = t
+            .decide(&Caller::sidecar("ns"), "h", "/", &HeaderMap::new())
+            .expect("routes");
+        assert_eq!(
+            d.fault,
+            Some(Fault {
+                delay: Some(Delay {
+                    fixed_delay: Duration::from_millis(1500),
+                    percentage: 25.0
+                }),
+                abort: Some(Abort {
+                    http_status: 503,
+                    percentage: 10.5
+                }),
+            })
+        );
+        assert_eq!(d.retries.map(|r| r.attempts), Some(3));
+        let err = build_err(
+            "  - route: [{destination: {host: h}}]\n    fault: {abort: {httpStatus: 503, percentage: {value: 150}}}\n",
+        );
+        assert!(
+            err.to_string().contains("fault.abort.percentage.value"),
+            "{err}"
+        );
+        let err = build_err(
+            "  - route: [{destination: {host: h}}]\n    fault: {abort: {grpcStatus: UNAVAILABLE}}\n",
+        );
+        assert!(err.to_string().contains("fault.abort.httpStatus"), "{err}");
+    }
+
+    #[test]
+    fn unexecuted_fields_are_data_on_the_table() {
+        let t = vs("  - route: [{destination: {host: h}}]\n    mirror: {host: shadow}\n");
+        let listed: Vec<String> = t.unexecuted().iter().map(ToString::to_string).collect();
+        assert_eq!(listed, ["VirtualService ns/v: spec.http[0].mirror"]);
     }
 
     #[test]
@@ -850,17 +1123,32 @@ spec:
              spec: {hosts: ['*.example.com'], http: [{name: wild, route: [{destination: {host: frontend}}]}]}\n",
         );
         let d = t
-            .decide("frontend.local", "/", &HeaderMap::new())
+            .decide(
+                &Caller::sidecar("frontend"),
+                "frontend.local",
+                "/",
+                &HeaderMap::new(),
+            )
             .expect("literal host");
         assert_eq!(d.route_name.as_deref(), Some("edge"));
         assert_eq!(d.destinations[0].destination.host, "frontend");
         let d = t
-            .decide("shop.example.com", "/", &HeaderMap::new())
+            .decide(
+                &Caller::sidecar("frontend"),
+                "shop.example.com",
+                "/",
+                &HeaderMap::new(),
+            )
             .expect("wildcard");
         assert_eq!(d.route_name.as_deref(), Some("wild"));
         assert!(
-            t.decide("example.com.evil", "/", &HeaderMap::new())
-                .is_err()
+            t.decide(
+                &Caller::sidecar("frontend"),
+                "example.com.evil",
+                "/",
+                &HeaderMap::new()
+            )
+            .is_err()
         );
     }
 
@@ -985,7 +1273,12 @@ spec:
             Some("authority")
         );
         let err = t
-            .decide("h.ns.svc.cluster.local", "/", &HeaderMap::new())
+            .decide(
+                &Caller::sidecar("ns"),
+                "h.ns.svc.cluster.local",
+                "/",
+                &HeaderMap::new(),
+            )
             .expect_err("no route");
         assert!(matches!(err, RouteError::NoMatchingRoute { .. }), "{err}");
     }
@@ -1012,7 +1305,9 @@ spec:
     - {destination: {host: h, subset: b}, weight: 20}
     - {destination: {host: h, subset: c}, weight: 10}
 "#);
-        let d = t.decide("h", "/", &HeaderMap::new()).expect("routes");
+        let d = t
+            .decide(&Caller::sidecar("ns"), "h", "/", &HeaderMap::new())
+            .expect("routes");
         let probs: Vec<f64> = d.destinations.iter().map(|w| w.probability).collect();
         assert_eq!(probs, vec![0.7, 0.2, 0.1]);
         let pick = |roll| d.pick(roll).subset.clone();
@@ -1035,16 +1330,24 @@ spec:
   - route: [{destination: {host: h, subset: only}}]
 "#);
         let d = t
-            .decide("h", "/", &headers(&[("x-zero", "")]))
+            .decide(
+                &Caller::sidecar("ns"),
+                "h",
+                "/",
+                &headers(&[("x-zero", "")]),
+            )
             .expect("routes");
         assert_eq!(d.pick(0.999_999).subset.as_deref(), Some("a"));
-        let d = t.decide("h", "/", &HeaderMap::new()).expect("routes");
+        let d = t
+            .decide(&Caller::sidecar("ns"), "h", "/", &HeaderMap::new())
+            .expect("routes");
         assert_eq!(d.destinations[0].probability, 1.0);
         let empty = RouteDecision {
             route_name: None,
             destinations: vec![],
             timeout: None,
             retries: None,
+            fault: None,
         };
         assert_eq!(empty.pick(0.5).host, "");
     }
@@ -1094,10 +1397,17 @@ spec:
     route: [{destination: {host: h}}]
 "#);
         let err = t
-            .decide("h", "/", &headers(&[("x-skip", "1")]))
+            .decide(
+                &Caller::sidecar("ns"),
+                "h",
+                "/",
+                &headers(&[("x-skip", "1")]),
+            )
             .expect_err("redirect");
         assert!(matches!(err, RouteError::NoDestinations { .. }), "{err}");
-        let err = t.decide("h", "/", &HeaderMap::new()).expect_err("method");
+        let err = t
+            .decide(&Caller::sidecar("ns"), "h", "/", &HeaderMap::new())
+            .expect_err("method");
         assert!(matches!(err, RouteError::UnsupportedMatch { .. }), "{err}");
     }
 
@@ -1108,7 +1418,8 @@ spec:
             .subset_labels("backend.backend.svc.cluster.local", "canary")
             .expect("subset");
         assert_eq!(labels.get("version").map(String::as_str), Some("canary"));
-        assert!(t.subset_labels("backend", "stable").is_some());
+        // Short names are resolved where they are written, not here: an FQDN is needed.
+        assert!(t.subset_labels("backend", "stable").is_none());
         assert!(t.subset_labels("backend", "blue").is_none());
         assert!(t.subset_labels("ml", "stable").is_none());
     }

@@ -5,7 +5,8 @@
 
 use http::HeaderMap;
 
-use crate::route::{Destination, RouteError, RouteTable};
+use crate::host::service_namespace;
+use crate::route::{Caller, Destination, RouteError, RouteTable};
 
 /// One tier of the chain: its name, the host other tiers call it by, and the path they call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub struct Hop {
 impl Hop {
     /// `tier/subset`, e.g. `backend/canary` (`*` when the route names no subset).
     pub fn label(&self) -> String {
-        let tier = self.destination.host.split('.').next().unwrap_or_default();
+        let tier = self.destination.fqdn.split('.').next().unwrap_or_default();
         format!(
             "{tier}/{}",
             self.destination.subset.as_deref().unwrap_or("*")
@@ -84,8 +85,18 @@ pub fn tier_index(host: &str) -> Option<usize> {
     })
 }
 
+/// Who routes a request entering at `host`: the Gateway that accepts the host, else (a host called
+/// from inside the mesh) a sidecar in the host's own namespace.
+pub fn entry_caller(table: &RouteTable, host: &str) -> Caller {
+    table.gateway_for(host).unwrap_or_else(|| {
+        let fqdn = crate::host::resolve_from(host, "default");
+        Caller::sidecar(service_namespace(&fqdn).unwrap_or("default"))
+    })
+}
+
 /// Every trail a request entering at `host` with `path` and `headers` can take, most likely first.
-/// Destinations with probability 0 are left out.
+/// Destinations with probability 0 are left out. The first hop is routed by [`entry_caller`],
+/// every later one by the sidecar of the tier that calls it.
 pub fn follow(
     table: &RouteTable,
     host: &str,
@@ -93,13 +104,25 @@ pub fn follow(
     headers: &HeaderMap,
 ) -> Result<Vec<Trail>, RouteError> {
     let mut trails = Vec::new();
-    extend(table, host, path, headers, Vec::new(), 1.0, &mut trails)?;
+    let caller = entry_caller(table, host);
+    extend(
+        table,
+        &caller,
+        host,
+        path,
+        headers,
+        Vec::new(),
+        1.0,
+        &mut trails,
+    )?;
     trails.sort_by(|a, b| b.probability.total_cmp(&a.probability));
     Ok(trails)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn extend(
     table: &RouteTable,
+    caller: &Caller,
     host: &str,
     path: &str,
     headers: &HeaderMap,
@@ -107,7 +130,7 @@ fn extend(
     probability: f64,
     out: &mut Vec<Trail>,
 ) -> Result<(), RouteError> {
-    let decision = table.decide(host, path, headers)?;
+    let decision = table.decide(caller, host, path, headers)?;
     for weighted in decision.destinations.iter().filter(|w| w.probability > 0.0) {
         let mut hops = so_far.clone();
         hops.push(Hop {
@@ -116,11 +139,16 @@ fn extend(
         });
         let p = probability * weighted.probability;
         // Guard against routing loops: the chain is at most as long as the tier list.
-        let next = tier_index(&weighted.destination.host)
+        let next = tier_index(&weighted.destination.fqdn)
             .and_then(|i| TIER_CHAIN.get(i + 1))
             .filter(|_| hops.len() < TIER_CHAIN.len());
         match next {
-            Some(tier) => extend(table, tier.host, tier.path, headers, hops, p, out)?,
+            Some(tier) => {
+                let from = Caller::sidecar(
+                    service_namespace(&weighted.destination.fqdn).unwrap_or("default"),
+                );
+                extend(table, &from, tier.host, tier.path, headers, hops, p, out)?
+            }
             None => out.push(Trail {
                 hops,
                 probability: p,
@@ -141,8 +169,12 @@ pub fn subset_share_per_hop(
         .iter()
         .enumerate()
         .map(|(i, tier)| {
-            let host = if i == 0 { EDGE_HOST } else { tier.host };
-            let decision = table.decide(host, tier.path, headers)?;
+            let (caller, host) = match i.checked_sub(1).and_then(|c| TIER_CHAIN.get(c)) {
+                // Each tier calls the next from its own namespace (the tier's name).
+                Some(calling) => (Caller::sidecar(calling.name), tier.host),
+                None => (entry_caller(table, EDGE_HOST), EDGE_HOST),
+            };
+            let decision = table.decide(&caller, host, tier.path, headers)?;
             Ok((tier.name, decision.probability_of_subset(subset)))
         })
         .collect()

@@ -43,24 +43,64 @@ fn check_good_exits_zero() {
         text(&out.stdout),
         text(&out.stderr)
     );
+    // The good set's DestinationRule traffic policies are reported, not silently accepted.
+    let stdout = text(&out.stdout);
     assert!(
-        text(&out.stdout).starts_with("0 errors, 0 warnings in "),
+        stdout.contains("info[MSH0111] ")
+            && stdout
+                .contains(": spec.trafficPolicy.outlierDetection: not executed by the local lab")
+            && stdout
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("0 errors, 0 warnings, ")
+                    && l.contains(" fields the local lab does not execute in ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_broken_prints_findings_and_exits_one() {
+    let file = broken("dangling-subset");
+    let path = file.to_str().expect("utf-8");
+    let out = mesh(&["check", path], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("error[MSH0101] {path}: VirtualService backend/backend: spec.http[0].route[0].destination.host: "))),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_warns_on_weights_that_do_not_add_up_to_100() {
+    let file = broken("weights-90-20");
+    let path = file.to_str().expect("utf-8");
+    let line = format!(
+        "warning[MSH0105] {path}: VirtualService backend/backend: spec.http[1].route: weights 90 + 20 add up to 110, not 100; Istio splits them relatively: 81.8 % / 18.2 %"
+    );
+    // Alone, the file names a Service that is not loaded (errors); the weights line is a warning.
+    let out = mesh(&["check", path], None);
+    assert!(
+        text(&out.stdout).lines().any(|l| l == line),
         "{}",
         text(&out.stdout)
     );
 }
 
 #[test]
-fn check_broken_prints_findings_and_exits_one() {
-    let file = broken("weights-90-20");
+fn check_reports_a_mirror_it_does_not_execute() {
+    let file = broken("unexecuted-mirror");
     let path = file.to_str().expect("utf-8");
     let out = mesh(&["check", path], None);
-    assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    let line = format!(
-        "error[MSH0105] {path}: VirtualService backend/backend: spec.http[1].route: weights 90 + 20 add up to 110, not 100"
-    );
-    assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    for field in ["mirror", "mirrorPercentage"] {
+        let line = format!(
+            "info[MSH0111] {path}: VirtualService backend/backend: spec.http[1].{field}: not executed by the local lab (Istio applies it in a cluster)"
+        );
+        assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    }
 }
 
 #[test]
@@ -107,6 +147,8 @@ fn route_prints_the_split() {
             "--config",
             good.to_str().expect("utf-8"),
             "--host",
+            "backend",
+            "--from",
             "backend",
             "--path",
             "/api/v1/analyze",

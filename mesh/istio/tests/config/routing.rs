@@ -1,7 +1,7 @@
 //! The routing contract the lab relies on, on the good fixture.
 
 use http::{HeaderMap, HeaderValue};
-use mesh_istio::route::RouteTable;
+use mesh_istio::route::{Caller, RouteError, RouteTable};
 use mesh_istio::trail::{TIER_CHAIN, follow, subset_share_per_hop};
 
 use crate::fixtures::good;
@@ -19,13 +19,24 @@ fn canary_header() -> HeaderMap {
 #[test]
 fn edge_and_mesh_hosts_route_to_the_frontend() {
     let t = table();
-    for host in [
-        "frontend.local",
-        "frontend",
-        "frontend.frontend",
-        "frontend.frontend.svc.cluster.local",
+    let edge = t
+        .gateway_for("frontend.local")
+        .expect("a Gateway accepts frontend.local");
+    assert_eq!(
+        edge,
+        Caller::Gateway("frontend/frontend-gateway".to_owned())
+    );
+    let in_frontend = Caller::sidecar("frontend");
+    let in_backend = Caller::sidecar("backend");
+    for (caller, host) in [
+        (&edge, "frontend.local"),
+        (&in_frontend, "frontend"),
+        (&in_backend, "frontend.frontend"),
+        (&in_backend, "frontend.frontend.svc.cluster.local"),
     ] {
-        let d = t.decide(host, "/analyze", &HeaderMap::new()).expect(host);
+        let d = t
+            .decide(caller, host, "/analyze", &HeaderMap::new())
+            .expect(host);
         assert_eq!(d.route_name.as_deref(), Some("weighted"));
         assert_eq!(d.probability_of_subset("stable"), 0.9);
         assert_eq!(
@@ -34,6 +45,12 @@ fn edge_and_mesh_hosts_route_to_the_frontend() {
         );
         assert_eq!(d.destinations[0].destination.port, Some(3000));
     }
+    // A short host resolves in the caller's namespace: from backend, `frontend` is
+    // frontend.backend.svc.cluster.local, which nothing routes.
+    let err = t
+        .decide(&in_backend, "frontend", "/analyze", &HeaderMap::new())
+        .expect_err("short host from another namespace");
+    assert!(matches!(err, RouteError::NoRouteForHost { .. }), "{err}");
 }
 
 #[test]
