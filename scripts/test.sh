@@ -118,7 +118,7 @@ browser_rejects_a_wrong_answer() {
 
 mesh_demo() {
     target/debug/mesh demo --url "$LAB_URL" --requests 200 \
-        --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/base
+        --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/rendered/90-10.yaml
 }
 
 run "setup: rust toolchain" ensure_rust_toolchain

@@ -17,7 +17,8 @@ use crate::hop::Hop;
 use crate::topology::{Tier, VERSIONS};
 
 pub struct LabOptions {
-    /// A directory of mesh YAML (default `mesh/deploy/base`), a rendered file, or `-` for stdin.
+    /// A rendered overlay (default `mesh/deploy/rendered/90-10.yaml`), a directory of mesh YAML, or
+    /// `-` for stdin.
     pub mesh_config: String,
     /// Where users reach the frontend (the gateway's address).
     pub edge: SocketAddr,
@@ -42,7 +43,11 @@ pub enum ReplicaTelemetry {
 
 impl LabOptions {
     pub fn default_mesh_config() -> PathBuf {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../mesh/deploy/base"))
+        // The rendered overlay, not the raw base: kustomize's namespaces and patches apply.
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../mesh/deploy/rendered/90-10.yaml"
+        ))
     }
 }
 

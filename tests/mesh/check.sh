@@ -13,6 +13,7 @@ VENV="$ROOT/.venv"
 DEPLOY=mesh/deploy
 FIXTURES=tests/mesh/fixtures/broken
 RENDERED=target/mesh-rendered
+CHECKED_IN_RENDERS=mesh/deploy/rendered
 # Oldest Kubernetes the manifests target (preStop `sleep` is on by default from 1.30) and newest.
 K8S_VERSIONS=(1.30 1.37)
 
@@ -143,6 +144,30 @@ for stale in "$RENDERED"/*.yaml; do
     [[ " ${targets[*]} " == *" $name "* ]] || rm -f "$stale"
 done
 
+# 1a. The checked-in renders (mesh/deploy/rendered/<overlay>.yaml, what the lab, `mesh demo`,
+# `mesh route` and cargo's tests read) are exactly what kustomize renders now, one per overlay.
+# up_to_date CHECKED_IN FRESH — fails, naming the file and showing the diff, when they differ.
+up_to_date() {
+    if ! diff -u "$1" "$2" >"$WORK/diff" 2>&1; then
+        echo "$1 is stale: it differs from a fresh kubectl kustomize render; run: bash $CHECKED_IN_RENDERS/../render.sh"
+        head -n 30 "$WORK/diff"
+        return 1
+    fi
+}
+for target in "${targets[@]}"; do
+    [[ "$target" == base ]] && continue
+    if [[ ! -f "$CHECKED_IN_RENDERS/$target.yaml" ]]; then
+        fail "$CHECKED_IN_RENDERS/$target.yaml" "missing; run: bash $DEPLOY/render.sh"
+    elif [[ -f "$RENDERED/$target.yaml" ]]; then
+        check "$CHECKED_IN_RENDERS/$target.yaml is up to date" \
+            up_to_date "$CHECKED_IN_RENDERS/$target.yaml" "$RENDERED/$target.yaml"
+    fi
+done
+for checked_in in "$CHECKED_IN_RENDERS"/*.yaml; do
+    [[ -d "$DEPLOY/overlays/$(basename "$checked_in" .yaml)" ]] ||
+        fail "$checked_in" "no overlay $DEPLOY/overlays/$(basename "$checked_in" .yaml) renders it; delete it"
+done
+
 # 1b. Each canary step routes the way mesh/deploy/README.md says (same for all three tiers).
 declare -A ROUTES=(
     [base]="header=canary stable=90 canary=10"
@@ -151,6 +176,8 @@ declare -A ROUTES=(
     [50-50]="header=canary stable=50 canary=50"
     [promote]="header=canary stable=0 canary=100"
     [rollback]="header=stable stable=100 canary=0"
+    [fault-delay-ml]="header=canary stable=90 canary=10"
+    [fault-abort-backend]="header=canary stable=90 canary=10"
 )
 for target in "${rendered[@]}"; do
     if [[ -z "${ROUTES[$target]:-}" ]]; then
@@ -185,8 +212,8 @@ fi
 # 4. yamllint over the sources.
 check "yamllint mesh/ tests/mesh/" yamllint -c .yamllint -s -f parsable mesh/ tests/mesh/
 
-# 4b. shellcheck over this script.
-check "shellcheck tests/mesh/check.sh" shellcheck tests/mesh/check.sh
+# 4b. shellcheck over this script and the render script.
+check "shellcheck tests/mesh/check.sh mesh/deploy/render.sh" shellcheck tests/mesh/check.sh mesh/deploy/render.sh
 
 # 5. checkov over the rendered output, with the justified skips only.
 if skips="$(checkov_skips 2>"$WORK/err")"; then
@@ -211,6 +238,9 @@ reject "yamllint rejects $FIXTURES/lint-error.yaml" \
 reject "checkov rejects $FIXTURES/deployment-insecure.yaml" \
     "deployment-insecure.yaml|Deployment.backend.insecure|CKV_K8S_16|CKV_K8S_20|CKV_K8S_22" \
     run_checkov -f "$FIXTURES/deployment-insecure.yaml"
+reject "render freshness check rejects $FIXTURES/stale-rendered-90-10.yaml" \
+    "stale-rendered-90-10.yaml is stale|-      weight: 80|+      weight: 90" \
+    up_to_date "$FIXTURES/stale-rendered-90-10.yaml" "$RENDERED/90-10.yaml"
 reject "kustomize route guard rejects $FIXTURES/overlay-route-order" \
     "route-50-50|/spec/http/0/match/0/headers/x-canary/exact" \
     "$KUBECTL" kustomize "$FIXTURES/overlay-route-order"

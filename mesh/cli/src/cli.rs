@@ -16,6 +16,10 @@ use mesh_istio::load::load_input;
 use mesh_istio::route::{Caller, RouteDecision, RouteTable};
 use mesh_istio::trail::{entry_caller, follow};
 
+/// The config `mesh route` and `mesh demo` read unless told otherwise: the checked-in render of
+/// the 90-10 overlay (kustomize's namespaces and patches applied), relative to the repository root.
+pub const DEFAULT_CONFIG: &str = "mesh/deploy/rendered/90-10.yaml";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mesh",
@@ -49,8 +53,9 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct RouteArgs {
-    /// Route config: a directory, a YAML file, or `-` for standard input.
-    #[arg(long)]
+    /// Route config: a YAML file, a directory, or `-` for standard input (default: the rendered
+    /// 90-10 overlay, relative to the working directory).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
     pub config: String,
     /// The request's host: `frontend.local`, `backend`, `backend.backend`, or an FQDN.
     #[arg(long)]
@@ -81,8 +86,9 @@ pub struct DemoArgs {
     /// Image to upload (default: a generated 64×64 PNG).
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// Route config the expected shares come from.
-    #[arg(long, default_value = "mesh/deploy/base")]
+    /// Route config the expected shares come from (default: the rendered 90-10 overlay, relative
+    /// to the working directory).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Absolute tolerance on each hop's canary share (default: a binomial 4-sigma bound).
     #[arg(long, value_parser = parse_tolerance)]

@@ -4,3 +4,4 @@
 mod analyzer;
 mod fixtures;
 mod routing;
+mod shipped;
