@@ -1,8 +1,18 @@
 //! A hop: the lab's stand-in for the Envoy sidecar in front of a tier. For each request it asks the
 //! [`RouteTable`] built from the mesh's VirtualServices where the request may go, rolls the dice with
 //! the configured weights, and forwards to the replica whose `version` label the chosen subset
-//! selects, streaming both bodies. Route timeouts apply; retries are not replayed (the request body
-//! is streamed, not buffered), which the README notes.
+//! selects. It executes the route's decision as Envoy would:
+//! - fault injection: a fixed delay, then an abort (answered here, never forwarded), each for its
+//!   percentage of requests;
+//! - the route timeout caps the whole exchange, retries included (the delay is not counted, as in
+//!   Envoy, where the fault filter runs before the router starts its timer);
+//! - retries: up to `attempts` more tries, each bounded by `perTryTimeout`, on the `retryOn`
+//!   conditions it can observe (see `RetryOn`). A retry must replay the request body, so a body
+//!   is buffered when its `Content-Length` is at most [`MAX_REPLAY_BYTES`]; a larger or chunked
+//!   body is streamed and gets no retries (Envoy likewise stops retrying a request whose body
+//!   overflowed its buffer).
+//!
+//! The response body is always streamed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
 use mesh::Version;
-use mesh_istio::route::{Caller, RouteTable};
+use mesh_istio::route::{Caller, Fault, Retries, RouteTable};
 use serde_json::json;
 
 /// The header a hop adds to the response so a person can see which subset it picked.
@@ -79,6 +89,8 @@ impl Hop {
             base,
             version,
             timeout: decision.timeout,
+            retries: decision.retries,
+            fault: decision.fault,
         })
     }
 }
@@ -104,6 +116,62 @@ struct Choice<'a> {
     base: &'a str,
     version: Version,
     timeout: Option<std::time::Duration>,
+    retries: Option<Retries>,
+    fault: Option<Fault>,
+}
+
+/// Request bodies up to this size (by `Content-Length`) are buffered so that a retry can replay
+/// them; uploads the services accept are well below it.
+pub const MAX_REPLAY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The `retryOn` conditions a hop can observe. Unset means Envoy's default for HTTP:
+/// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` — of which only
+/// the connection failures apply to plain HTTP/1 without configured status codes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RetryOn {
+    /// `connect-failure`, `refused-stream`: the request never reached the app.
+    connect_failure: bool,
+    /// `reset`: the connection broke after it was made, or no answer came within perTryTimeout.
+    reset: bool,
+    /// `5xx`: any 5xx answer, or a per-try timeout.
+    server_error: bool,
+    /// `gateway-error`: 502, 503, 504, or a per-try timeout.
+    gateway_error: bool,
+}
+
+impl RetryOn {
+    fn parse(text: Option<&str>) -> Self {
+        let text = text.unwrap_or("connect-failure,refused-stream");
+        let mut on = RetryOn::default();
+        for condition in text.split(',').map(str::trim) {
+            match condition {
+                "connect-failure" | "refused-stream" => on.connect_failure = true,
+                "reset" => on.reset = true,
+                "5xx" => on.server_error = true,
+                "gateway-error" => on.gateway_error = true,
+                // gRPC conditions and retriable-status-codes never fire on this plain-HTTP hop.
+                _ => {}
+            }
+        }
+        on
+    }
+
+    fn status(self, status: StatusCode) -> bool {
+        (self.server_error && status.is_server_error())
+            || (self.gateway_error && matches!(status.as_u16(), 502..=504))
+    }
+}
+
+/// What one try ended with.
+enum Try {
+    Answer(reqwest::Response),
+    ConnectFailed,
+    Broken,
+    TimedOut,
+}
+
+fn percent_roll(percentage: f64) -> bool {
+    rand::random::<f64>() * 100.0 < percentage
 }
 
 async fn forward(State(hop): State<Arc<Hop>>, req: Request) -> Response {
@@ -112,24 +180,83 @@ async fn forward(State(hop): State<Arc<Hop>>, req: Request) -> Response {
         Ok(choice) => choice,
         Err(unroutable) => return unroutable.into_response(),
     };
+    if let Some(fault) = &choice.fault {
+        if let Some(delay) = fault.delay.as_ref().filter(|d| percent_roll(d.percentage)) {
+            tokio::time::sleep(delay.fixed_delay).await;
+        }
+        if let Some(abort) = fault.abort.as_ref().filter(|a| percent_roll(a.percentage)) {
+            let status =
+                StatusCode::from_u16(abort.http_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return error(
+                status,
+                "fault_abort",
+                "the route's fault injection aborted the request",
+            );
+        }
+    }
     let path_and_query = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
+    let url = format!("{}{}", choice.base, path_and_query);
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    let mut upstream = hop
-        .client
-        .request(parts.method, format!("{}{}", choice.base, path_and_query))
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    if let Some(timeout) = choice.timeout {
-        upstream = upstream.timeout(timeout);
-    }
+    let replayable = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len <= MAX_REPLAY_BYTES);
+    let retries = choice
+        .retries
+        .as_ref()
+        .filter(|r| r.attempts > 0 && replayable);
+    let exchange = async {
+        let Some(retries) = retries else {
+            let request = hop
+                .client
+                .request(parts.method.clone(), &url)
+                .headers(headers.clone())
+                .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+            // No retries: the route timeout bounds the one try, its body included.
+            return one_try(request, choice.timeout).await;
+        };
+        let bytes = match axum::body::to_bytes(body, MAX_REPLAY_BYTES as usize).await {
+            Ok(bytes) => bytes,
+            Err(_) => return Try::Broken,
+        };
+        let on = RetryOn::parse(retries.retry_on.as_deref());
+        let mut tries_left = retries.attempts;
+        loop {
+            let request = hop
+                .client
+                .request(parts.method.clone(), &url)
+                .headers(headers.clone())
+                .body(bytes.clone());
+            let outcome = one_try(request, retries.per_try_timeout).await;
+            let retriable = match &outcome {
+                Try::Answer(answer) => on.status(answer.status()),
+                Try::ConnectFailed => on.connect_failure,
+                Try::Broken => on.reset,
+                Try::TimedOut => on.reset || on.server_error || on.gateway_error,
+            };
+            if !retriable || tries_left == 0 {
+                return outcome;
+            }
+            tries_left -= 1;
+            // Envoy's base back-off is 25 ms (jittered); keep it short and fixed here.
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    };
+    let outcome = match choice.timeout {
+        Some(timeout) => tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Try::TimedOut),
+        None => exchange.await,
+    };
     let subset = choice.version.as_str();
-    match upstream.send().await {
-        Ok(answer) => {
+    match outcome {
+        Try::Answer(answer) => {
             let mut response = Response::builder().status(answer.status());
             if let Some(h) = response.headers_mut() {
                 let mut answer_headers = answer.headers().clone();
@@ -141,16 +268,33 @@ async fn forward(State(hop): State<Arc<Hop>>, req: Request) -> Response {
                 .body(Body::from_stream(answer.bytes_stream()))
                 .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
-        Err(e) if e.is_timeout() => error(
+        Try::TimedOut => error(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the upstream did not answer within the route timeout",
         ),
-        Err(_) => error(
+        Try::ConnectFailed | Try::Broken => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream_unavailable",
             "the upstream replica is not reachable",
         ),
+    }
+}
+
+/// Sends one try, bounded by `per_try_timeout` when set.
+async fn one_try(
+    request: reqwest::RequestBuilder,
+    per_try_timeout: Option<std::time::Duration>,
+) -> Try {
+    let request = match per_try_timeout {
+        Some(t) => request.timeout(t),
+        None => request,
+    };
+    match request.send().await {
+        Ok(answer) => Try::Answer(answer),
+        Err(e) if e.is_timeout() => Try::TimedOut,
+        Err(e) if e.is_connect() => Try::ConnectFailed,
+        Err(_) => Try::Broken,
     }
 }
 
@@ -183,4 +327,27 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
             .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_on_reads_the_conditions_a_hop_can_observe() {
+        let on = RetryOn::parse(Some(
+            "connect-failure, refused-stream,gateway-error,unavailable",
+        ));
+        assert!(on.connect_failure && on.gateway_error && !on.server_error && !on.reset);
+        assert!(on.status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!on.status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(RetryOn::parse(Some("5xx")).status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert_eq!(
+            RetryOn::parse(None),
+            RetryOn {
+                connect_failure: true,
+                ..RetryOn::default()
+            }
+        );
+    }
 }

@@ -13,7 +13,8 @@ use mesh::config::Env;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Mesh config to route by: a directory of YAML, a rendered kustomize file, or `-` for stdin.
+    /// Mesh config to route by: a rendered kustomize file (default: the 90-10 overlay), a directory
+    /// of YAML, or `-` for stdin.
     #[arg(long, default_value_os_t = LabOptions::default_mesh_config().into_os_string())]
     config: std::ffi::OsString,
     /// Address the edge (the gateway for frontend.local) listens on.

@@ -2,6 +2,7 @@
 //! real model), real hops routing by the real mesh files, ports picked by the OS.
 
 mod failures;
+mod faults;
 mod routing;
 mod shutdown;
 mod support;

@@ -68,8 +68,21 @@ pub async fn spawn_lab() -> TestLab {
 }
 
 pub async fn spawn_lab_with(tier_env: Vec<(Tier, &str, &str)>) -> TestLab {
+    spawn_lab_on(LabOptions::default_mesh_config(), tier_env).await
+}
+
+/// The checked-in render of one overlay (mesh/deploy/rendered/<overlay>.yaml).
+pub fn rendered_overlay(overlay: &str) -> std::path::PathBuf {
+    LabOptions::default_mesh_config().with_file_name(format!("{overlay}.yaml"))
+}
+
+pub async fn spawn_lab_on(
+    mesh_config: std::path::PathBuf,
+    tier_env: Vec<(Tier, &str, &str)>,
+) -> TestLab {
     spans();
     let options = LabOptions {
+        mesh_config: mesh_config.display().to_string(),
         edge: "127.0.0.1:0".parse().expect("address"),
         tier_env: tier_env
             .into_iter()
