@@ -30,7 +30,7 @@
 //!   tiers propagate routing headers unchanged, so a trail's probability is a product.
 //! - [`analyze`]: semantic checks in the spirit of `istioctl analyze`, codes `MSH01xx` (routing),
 //!   `MSH02xx` (Services), `MSH03xx` (mesh security), `MSH04xx` (probes); see
-//!   [`analyze::CODES`].
+//!   [`analyze::Code`].
 //!
 //! The `mesh` command-line tool (`check`, `route`, `demo`) is the `mesh-cli` crate; this library has
 //! no async runtime, HTTP client or argument parser, so the lab links only what it routes with.

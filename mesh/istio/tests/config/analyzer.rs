@@ -1,6 +1,6 @@
 //! Every check fires on its broken fixture and stays quiet on the good set.
 
-use mesh_istio::analyze::{CODES, Finding, Severity, analyze};
+use mesh_istio::analyze::{Code, Finding, Severity, analyze};
 
 use crate::fixtures::{broken, dir, good, good_with};
 
@@ -225,7 +225,7 @@ fn every_broken_fixture_fires_its_check() {
         let findings = problems(&good_with(&broken(fixture)));
         let hit = findings
             .iter()
-            .find(|f| f.code == code && f.resource == resource && f.field == field);
+            .find(|f| f.code.id() == code && f.resource == resource && f.field == field);
         let Some(hit) = hit else {
             panic!(
                 "{fixture}: expected {code} on {resource} at {field}; got:\n{}",
@@ -243,9 +243,9 @@ fn every_broken_fixture_fires_its_check() {
 
 #[test]
 fn every_code_has_a_broken_fixture_and_every_fixture_a_case() {
-    for (code, _) in CODES {
+    for code in Code::ALL.map(Code::id) {
         assert!(
-            CASES.iter().any(|c| c.1 == *code),
+            CASES.iter().any(|c| c.1 == code),
             "{code} has no broken fixture"
         );
     }
@@ -272,7 +272,7 @@ fn messages_name_what_is_wrong() {
     let findings = problems(&good_with(&broken("weights-90-20")));
     let f = findings
         .iter()
-        .find(|f| f.code == "MSH0105")
+        .find(|f| f.code.id() == "MSH0105")
         .expect("fires");
     assert_eq!(
         f.to_string(),
@@ -284,7 +284,7 @@ fn messages_name_what_is_wrong() {
     let findings = problems(&good_with(&broken("dangling-subset")));
     let f = findings
         .iter()
-        .find(|f| f.code == "MSH0103")
+        .find(|f| f.code.id() == "MSH0103")
         .expect("fires");
     assert!(
         f.message.contains("`canry`")
@@ -303,7 +303,7 @@ fn documented_port_exception_is_accepted() {
 #[test]
 fn unlabelled_namespace_is_reported_on_the_namespace() {
     let findings = problems(&good_with(&broken("unlabelled-namespace")));
-    let codes: Vec<&str> = findings.iter().map(|f| f.code).collect();
+    let codes: Vec<&str> = findings.iter().map(|f| f.code.id()).collect();
     assert_eq!(codes, vec!["MSH0301"], "{}", show(&findings));
 }
 
@@ -316,7 +316,7 @@ fn undeclared_namespace_is_only_a_warning() {
     let findings = problems(&resources);
     let f = findings
         .iter()
-        .find(|f| f.code == "MSH0301")
+        .find(|f| f.code.id() == "MSH0301")
         .expect("fires");
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(f.resource, "ml/ml-stable");
@@ -331,7 +331,7 @@ fn missing_mesh_wide_strict_policy_leaves_every_namespace_uncovered() {
     let findings = problems(&resources);
     let uncovered: Vec<&str> = findings
         .iter()
-        .filter(|f| f.code == "MSH0302")
+        .filter(|f| f.code.id() == "MSH0302")
         .map(|f| f.resource.as_str())
         .collect();
     assert_eq!(
