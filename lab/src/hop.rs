@@ -332,6 +332,82 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An upstream that answers 503 to the first `failures` tries and then echoes the body.
+    async fn flaky_upstream(failures: usize) -> (String, Arc<AtomicUsize>) {
+        let tries = Arc::new(AtomicUsize::new(0));
+        let seen = tries.clone();
+        let app = Router::new().fallback(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    body.into_response()
+                }
+            }
+        });
+        (serve(app).await, tries)
+    }
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    async fn hop_with_retries(attempts: u32, upstream: String) -> String {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: h, namespace: ns}}\n\
+             spec: {{hosts: [h], http: [{{route: [{{destination: {{host: h, subset: stable}}}}], timeout: 5s,\n\
+             \x20 retries: {{attempts: {attempts}, perTryTimeout: 1s, retryOn: 5xx}}}}]}}\n---\n\
+             apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: h, namespace: ns}}\n\
+             spec: {{host: h, subsets: [{{name: stable, labels: {{version: stable}}}}]}}\n"
+        );
+        let resources =
+            mesh_istio::load::load_str(&yaml, std::path::Path::new("t.yaml")).expect("loads");
+        let table = RouteTable::from_resources(&resources).expect("routes");
+        let hop = Hop::new(
+            "h.ns.svc.cluster.local".to_owned(),
+            Caller::sidecar("ns"),
+            Arc::new(table),
+            HashMap::from([(Version::Stable, upstream)]),
+        );
+        serve(hop.router()).await
+    }
+
+    #[tokio::test]
+    async fn retries_replay_the_body_until_the_answer_is_not_retriable() {
+        let (upstream, tries) = flaky_upstream(2).await;
+        let hop = hop_with_retries(2, upstream).await;
+        let answer = reqwest::Client::new()
+            .post(&hop)
+            .body("the photo")
+            .send()
+            .await
+            .expect("the hop answers");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+        assert_eq!(answer.text().await.expect("body"), "the photo");
+    }
+
+    #[tokio::test]
+    async fn retries_stop_after_attempts() {
+        let (upstream, tries) = flaky_upstream(5).await;
+        let hop = hop_with_retries(1, upstream).await;
+        let answer = reqwest::Client::new()
+            .post(&hop)
+            .body("the photo")
+            .send()
+            .await
+            .expect("the hop answers");
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn retry_on_reads_the_conditions_a_hop_can_observe() {
