@@ -149,7 +149,7 @@ done
 # up_to_date CHECKED_IN FRESH — fails, naming the file and showing the diff, when they differ.
 up_to_date() {
     if ! diff -u "$1" "$2" >"$WORK/diff" 2>&1; then
-        echo "$1 is stale: it differs from a fresh kubectl kustomize render; run: bash $CHECKED_IN_RENDERS/../render.sh"
+        echo "$1 is stale: it differs from a fresh kubectl kustomize render; run: bash $DEPLOY/render.sh"
         head -n 30 "$WORK/diff"
         return 1
     fi
