@@ -325,6 +325,9 @@ pub struct HttpMatchRequest {
     pub source_labels: Option<BTreeMap<String, String>>,
     pub gateways: Option<Vec<String>>,
     pub source_namespace: Option<String>,
+    /// Conditions this crate does not model (`statPrefix`, …), reported by [`crate::unexecuted`].
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
 }
 
 impl HttpMatchRequest {
@@ -390,6 +393,10 @@ pub struct StringMatch {
 pub struct HttpRouteDestination {
     pub destination: DestinationRef,
     pub weight: Option<i64>,
+    /// Per-destination `headers` and anything else not executed, reported by
+    /// [`crate::unexecuted`].
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +420,9 @@ pub struct HttpRetry {
     pub attempts: i64,
     pub per_try_timeout: Option<String>,
     pub retry_on: Option<String>,
+    /// `retryRemoteLocalities`, `backoff`, …: not executed, reported by [`crate::unexecuted`].
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_norway::Value>,
 }
 
 // ---------- networking.istio.io DestinationRule ----------

@@ -49,6 +49,19 @@ pub fn unexecuted(resources: &[Resource]) -> Vec<Unexecuted> {
                 for (i, route) in vs.spec.http.iter().enumerate() {
                     let field = format!("spec.http[{i}]");
                     keys(&route.other, &field, &mut push);
+                    for (m, block) in route.matches.iter().flatten().enumerate() {
+                        keys(&block.other, &format!("{field}.match[{m}]"), &mut push);
+                    }
+                    for (d, destination) in route.route.iter().enumerate() {
+                        keys(
+                            &destination.other,
+                            &format!("{field}.route[{d}]"),
+                            &mut push,
+                        );
+                    }
+                    if let Some(retries) = &route.retries {
+                        keys(&retries.other, &format!("{field}.retries"), &mut push);
+                    }
                     if let Some(fault) = &route.fault {
                         if let Some(delay) = &fault.delay {
                             keys(&delay.other, &format!("{field}.fault.delay"), &mut push);
@@ -105,7 +118,9 @@ mod tests {
     fn names_every_unexecuted_field_and_nothing_executed() {
         let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
                     metadata: {name: v, namespace: ns}\nspec:\n  hosts: [h]\n  exportTo: ['.']\n  http:\n\
-                    \x20 - route: [{destination: {host: h}}]\n    timeout: 1s\n    retries: {attempts: 1}\n\
+                    \x20 - match: [{uri: {prefix: /}, statPrefix: s}]\n\
+                    \x20   route: [{destination: {host: h}, headers: {response: {set: {a: b}}}}]\n\
+                    \x20   timeout: 1s\n    retries: {attempts: 1, retryRemoteLocalities: true}\n\
                     \x20   fault: {delay: {fixedDelay: 1s}, abort: {grpcStatus: UNAVAILABLE}}\n\
                     \x20   mirror: {host: shadow}\n    rewrite: {uri: /}\n    headers: {request: {set: {a: b}}}\n\
                     ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
@@ -124,6 +139,9 @@ mod tests {
                 "VirtualService ns/v: spec.http[0].headers",
                 "VirtualService ns/v: spec.http[0].mirror",
                 "VirtualService ns/v: spec.http[0].rewrite",
+                "VirtualService ns/v: spec.http[0].match[0].statPrefix",
+                "VirtualService ns/v: spec.http[0].route[0].headers",
+                "VirtualService ns/v: spec.http[0].retries.retryRemoteLocalities",
                 "VirtualService ns/v: spec.http[0].fault.abort.grpcStatus",
                 "DestinationRule ns/d: spec.trafficPolicy.tls",
                 "DestinationRule ns/d: spec.trafficPolicy.outlierDetection",
