@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{StatusCode, header};
+use http::StatusCode;
 use serde_json::json;
+
+use crate::error::{ErrorBody, code};
 
 /// Whether this replica should receive traffic. Starts not ready.
 #[derive(Debug, Clone, Default)]
@@ -32,11 +34,7 @@ pub(crate) async fn readyz(State(readiness): State<Readiness>) -> Response {
     if readiness.is_ready() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            Json(json!({"error": {"code": "not_ready", "message": "not ready to serve yet"}})),
-        )
-            .into_response()
+        ErrorBody::new(code::NOT_READY, "not ready to serve yet")
+            .into_response_with(StatusCode::SERVICE_UNAVAILABLE)
     }
 }

@@ -201,3 +201,35 @@ async fn the_outbound_client_carries_the_propagated_headers() {
     );
     downstream.abort();
 }
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_the_json_500_and_the_service_keeps_serving() {
+    let mesh = Mesh::new(ServiceIdentity::new("ml", Version::Stable));
+    let router = mesh.wrap(
+        Router::new()
+            .route(
+                "/boom",
+                get(|| async { panic!("secret internal detail") as &'static str }),
+            )
+            .route("/fine", get(|| async { "fine" })),
+    );
+    let boom = router
+        .clone()
+        .oneshot(get_request("/boom"))
+        .await
+        .expect("answer");
+    assert_eq!(boom.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(boom.headers()["x-served-by"], "ml/stable");
+    assert!(boom.headers().contains_key("x-request-id"));
+    let body = body_text(boom).await;
+    let error = mesh::ErrorBody::parse(body.as_bytes())
+        .unwrap_or_else(|| panic!("the shared error body: {body}"));
+    assert_eq!(error.code(), "internal");
+    assert!(
+        !body.contains("secret"),
+        "a 5xx says nothing about internals: {body}"
+    );
+    let fine = router.oneshot(get_request("/fine")).await.expect("answer");
+    assert_eq!(fine.status(), StatusCode::OK);
+    assert_eq!(body_text(fine).await, "fine");
+}

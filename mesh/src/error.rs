@@ -1,0 +1,124 @@
+//! The one error contract every tier answers with and every client parses:
+//! `{"error":{"code":"…","message":"…"}}`, with `Retry-After` on a 503.
+//!
+//! A service keeps its own error enum (what can go wrong there) and implements [`ServiceError`] for
+//! it; [`ServiceError::into_error_response`] does the rest the same way everywhere. A 5xx message is
+//! the service's own generic text, never the cause (the cause goes to the log).
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine-readable `code` and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+
+    /// Parses an error answer; `None` when the body is not the shared error body.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    pub fn code(&self) -> &str {
+        &self.error.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.error.message
+    }
+
+    /// The answer with this body: `status`, JSON, and `Retry-After` when `status` is 503.
+    pub fn into_response_with(self, status: StatusCode) -> Response {
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+/// Codes more than one tier answers with. A service's own codes stay in its error type.
+pub mod code {
+    pub const INTERNAL: &str = "internal";
+    pub const NOT_READY: &str = "not_ready";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const MISSING_IMAGE: &str = "missing_image";
+    pub const INVALID_MULTIPART: &str = "invalid_multipart";
+}
+
+/// A service's error, as the shared contract sees it.
+pub trait ServiceError: std::error::Error {
+    fn status(&self) -> StatusCode;
+    fn code(&self) -> &'static str;
+
+    /// The cause to log for a 5xx; `None` for a refusal that the message already explains.
+    fn internal_cause(&self) -> Option<String> {
+        None
+    }
+
+    /// Logs the error (a 5xx with its cause, anything else as a refusal) and answers the shared body.
+    fn into_error_response(self) -> Response
+    where
+        Self: Sized,
+    {
+        let status = self.status();
+        if let Some(cause) = self.internal_cause() {
+            tracing::error!(status = status.as_u16(), code = self.code(), error = %cause, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), code = self.code(), error = %self, "request refused");
+        }
+        ErrorBody::new(self.code(), self.to_string()).into_response_with(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_round_trips_in_the_documented_shape() {
+        let body = ErrorBody::new("payload_too_large", "too big");
+        let json = serde_json::to_value(&body).expect("serialize");
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "payload_too_large", "message": "too big"}})
+        );
+        let back = ErrorBody::parse(json.to_string().as_bytes()).expect("parse");
+        assert_eq!(back, body);
+        assert_eq!(ErrorBody::parse(b"<html>"), None);
+    }
+
+    #[test]
+    fn only_a_503_asks_to_retry_later() {
+        let busy = ErrorBody::new("overloaded", "busy")
+            .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let bad = ErrorBody::new("bad", "bad").into_response_with(StatusCode::BAD_REQUEST);
+        assert!(!bad.headers().contains_key(header::RETRY_AFTER));
+    }
+}
