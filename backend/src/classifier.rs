@@ -42,19 +42,6 @@ struct PredictionBody {
     probability: f64,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 /// Why a classification did not come back.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
@@ -148,7 +135,7 @@ impl RemoteClassifier {
                 elapsed,
             });
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
+        let detail = mesh::ErrorBody::parse(&body)
             .map(|b| b.error)
             .unwrap_or_default();
         match status {

@@ -2,14 +2,12 @@
 //! A 4xx says what was wrong with the request; a 5xx says what a person can do about it and nothing
 //! about internals (the details go to the log, inside the request's span).
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mesh::ServiceError;
+use mesh::error::{RETRY_AFTER_SECS, code};
 
 use crate::classifier::ClassifyError;
-
-/// Seconds a client is asked to wait after a 503 when ml did not say.
-pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -43,8 +41,8 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
+impl ServiceError for ApiError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::InvalidMultipart(_) | Self::MissingImage | Self::EmptyImage => {
                 StatusCode::BAD_REQUEST
@@ -61,29 +59,35 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &str {
+    fn code(&self) -> &str {
         match self {
-            Self::InvalidMultipart(_) => "invalid_multipart",
-            Self::MissingImage => "missing_image",
+            Self::InvalidMultipart(_) => code::INVALID_MULTIPART,
+            Self::MissingImage => code::MISSING_IMAGE,
             Self::EmptyImage => "empty_image",
-            Self::TooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => code::UNSUPPORTED_MEDIA_TYPE,
             Self::RejectedByMl { code, .. } => code,
             Self::Busy => "overloaded",
             Self::MlUnavailable { .. } => "ml_unavailable",
             Self::MlOverloaded { .. } => "ml_overloaded",
             Self::MlTimeout => "ml_timeout",
             Self::MlError => "ml_error",
-            Self::Unexpected(_) => "internal",
+            Self::Unexpected(_) => code::INTERNAL,
         }
     }
 
-    fn retry_after(&self) -> Option<u64> {
+    fn retry_after_secs(&self) -> u64 {
         match self {
             Self::MlUnavailable { retry_after } | Self::MlOverloaded { retry_after } => {
-                Some(*retry_after)
+                *retry_after
             }
-            Self::Busy => Some(DEFAULT_RETRY_AFTER_SECS),
+            _ => RETRY_AFTER_SECS,
+        }
+    }
+
+    fn internal_cause(&self) -> Option<String> {
+        match self {
+            Self::Unexpected(cause) => Some(format!("{cause:#}")),
             _ => None,
         }
     }
@@ -99,13 +103,13 @@ impl From<ClassifyError> for ApiError {
             ClassifyError::Unreachable(_) => {
                 tracing::warn!(error = %error, "ml unreachable");
                 Self::MlUnavailable {
-                    retry_after: DEFAULT_RETRY_AFTER_SECS,
+                    retry_after: RETRY_AFTER_SECS,
                 }
             }
             ClassifyError::Unavailable { retry_after, .. } => {
                 tracing::warn!(error = %error, "ml unavailable");
                 Self::MlOverloaded {
-                    retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS),
+                    retry_after: retry_after.unwrap_or(RETRY_AFTER_SECS),
                 }
             }
             ClassifyError::Rejected {
@@ -158,24 +162,7 @@ fn rejection_message(status: StatusCode, ml_message: &str) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if let Self::Unexpected(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
-        } else {
-            tracing::info!(
-                status = status.as_u16(),
-                code = self.code(),
-                "request refused"
-            );
-        }
-        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
-        let mut response = (status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
+        self.into_error_response()
     }
 }
 

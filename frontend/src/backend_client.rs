@@ -191,13 +191,11 @@ fn header_trail(headers: &HeaderMap) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `message` of a JSON error body `{"error":{"code","message"}}`.
+/// The `message` of the shared error body, when the backend sent one.
 fn error_message(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()?
-        .pointer("/error/message")?
-        .as_str()
-        .map(str::to_owned)
+    mesh::ErrorBody::parse(body)
+        .map(|b| b.error.message)
+        .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]

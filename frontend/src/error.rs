@@ -1,6 +1,7 @@
 //! What can go wrong while analyzing a photo, and how each failure reads to a person.
 
 use axum::http::StatusCode;
+use mesh::error::code;
 
 use crate::backend_client::BackendError;
 use crate::config::{UploadLimit, human_size};
@@ -46,16 +47,16 @@ impl AnalyzeError {
     /// A stable machine-readable name: the JSON error `code` and the outcome metric label.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MissingImage => "missing_image",
-            Self::TooLarge { .. } => "too_large",
+            Self::MissingImage => code::MISSING_IMAGE,
+            Self::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             Self::MalformedForm { .. } => "malformed_form",
             Self::Backend(err) => match err {
                 BackendError::InvalidUpload(_) => "invalid_upload",
                 BackendError::Unreachable(_) => "backend_unreachable",
                 BackendError::Timeout => "backend_timeout",
                 BackendError::Rejected { status, .. } => match *status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::PAYLOAD_TOO_LARGE => code::PAYLOAD_TOO_LARGE,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => code::UNSUPPORTED_MEDIA_TYPE,
                     StatusCode::UNPROCESSABLE_ENTITY => "undecodable_image",
                     _ => "bad_request",
                 },

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use leptos::prelude::*;
-use mesh::{RequestContext, ServiceIdentity};
+use mesh::{ErrorBody, RequestContext, ServiceIdentity};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -241,14 +241,12 @@ impl AppState {
         }
         let trail = self.trail(ctx, err.served_by());
         let mut response = match format {
-            Format::Json => (
-                status,
-                Json(json!({
-                    "error": {"code": err.code(), "message": err.explanation()},
-                    "served_by": trail.served_by,
-                })),
-            )
-                .into_response(),
+            Format::Json => {
+                // The shared error body, plus the trail of who saw the request.
+                let mut body = json!(ErrorBody::new(err.code(), err.explanation()));
+                body["served_by"] = json!(trail.served_by);
+                (status, Json(body)).into_response()
+            }
             Format::Html => {
                 let identity = self.0.identity.clone();
                 let problem = Problem {

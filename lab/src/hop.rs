@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, StatusCode, header};
 use mesh::Version;
 use mesh_istio::route::{Caller, Fault, Retries, RouteTable};
-use serde_json::json;
 
 /// The header a hop adds to the response so a person can see which subset it picked.
 pub const X_LAB_SUBSET: HeaderName = HeaderName::from_static("x-lab-subset");
@@ -316,17 +315,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut response = (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-    }
-    response
+    mesh::ErrorBody::new(code, message).into_response_with(status)
 }
 
 #[cfg(test)]

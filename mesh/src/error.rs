@@ -19,10 +19,13 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// What went wrong: a stable machine-readable `code` and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What went wrong: a stable machine-readable `code` and a sentence for people. A client reading
+/// an answer takes a missing field as empty rather than refusing the whole body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    #[serde(default)]
     pub code: String,
+    #[serde(default)]
     pub message: String,
 }
 
@@ -74,7 +77,12 @@ pub mod code {
 /// A service's error, as the shared contract sees it.
 pub trait ServiceError: std::error::Error {
     fn status(&self) -> StatusCode;
-    fn code(&self) -> &'static str;
+    fn code(&self) -> &str;
+
+    /// Seconds a client is asked to wait, sent as `Retry-After` when the status is 503.
+    fn retry_after_secs(&self) -> u64 {
+        RETRY_AFTER_SECS
+    }
 
     /// The cause to log for a 5xx; `None` for a refusal that the message already explains.
     fn internal_cause(&self) -> Option<String> {
@@ -92,7 +100,15 @@ pub trait ServiceError: std::error::Error {
         } else {
             tracing::info!(status = status.as_u16(), code = self.code(), error = %self, "request refused");
         }
-        ErrorBody::new(self.code(), self.to_string()).into_response_with(status)
+        let mut response =
+            (status, Json(ErrorBody::new(self.code(), self.to_string()))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after_secs()),
+            );
+        }
+        response
     }
 }
 

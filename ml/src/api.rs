@@ -249,6 +249,7 @@ async fn model(State(state): State<ApiState>) -> Json<ModelResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh::ServiceError as _;
 
     #[test]
     fn top_k_accepts_one_to_twenty() {

@@ -1,15 +1,13 @@
 //! The one error type the HTTP API answers with: `{"error":{"code":"…","message":"…"}}`.
 //! Client errors say what was wrong; a 5xx says nothing about internals (details go to the log).
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mesh::ServiceError;
+use mesh::error::code;
 
 use crate::photo::DecodeError;
 use crate::pool::ClassifyError;
-
-/// Seconds a client is asked to wait after a 503.
-pub const RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -37,8 +35,8 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
+impl ServiceError for ApiError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::EmptyBody
             | Self::InvalidTopK(_)
@@ -53,19 +51,26 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &str {
         match self {
             Self::EmptyBody => "empty_body",
             Self::InvalidTopK(_) => "invalid_top_k",
-            Self::InvalidMultipart(_) => "invalid_multipart",
-            Self::MissingImage => "missing_image",
+            Self::InvalidMultipart(_) => code::INVALID_MULTIPART,
+            Self::MissingImage => code::MISSING_IMAGE,
             Self::UnreadableBody(_) => "unreadable_body",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::PayloadTooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             Self::ImageTooLarge(_) => "image_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) => code::UNSUPPORTED_MEDIA_TYPE,
             Self::UndecodableImage(_) => "undecodable_image",
             Self::Overloaded(_) => "overloaded",
-            Self::Unexpected(_) => "internal",
+            Self::Unexpected(_) => code::INTERNAL,
+        }
+    }
+
+    fn internal_cause(&self) -> Option<String> {
+        match self {
+            Self::Unexpected(cause) => Some(format!("{cause:#}")),
+            _ => None,
         }
     }
 }
@@ -92,19 +97,6 @@ impl From<ClassifyError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if let Self::Unexpected(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
-        } else {
-            tracing::info!(status = status.as_u16(), code = self.code(), error = %self, "request refused");
-        }
-        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        response
+        self.into_error_response()
     }
 }
