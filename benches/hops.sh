@@ -14,7 +14,8 @@ seconds=10
 image=benches/images/cat-640x426-100k.jpg
 
 cargo build --release --quiet -p ml -p backend -p frontend -p lab --example hop_overhead
-bin=target/release
+target="${CARGO_TARGET_DIR:-$root/target}"
+bin="$target/release"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -23,23 +24,26 @@ trap cleanup EXIT
 start() { # start NAME PORT ENV...
     local name=$1 port=$2
     shift 2
-    env RUST_LOG=warn PORT="$port" "$@" "$bin/$name" >"target/bench-$name.log" 2>&1 &
+    env RUST_LOG=warn PORT="$port" "$@" "$bin/$name" >"$target/bench-$name.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 200); do
         curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
         sleep 0.05
     done
-    echo "$name did not get ready; see target/bench-$name.log" >&2
+    echo "$name did not get ready; see $target/bench-$name.log" >&2
     return 1
 }
+# A port the kernel just handed out and released: no fixed ports, so runs never collide.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-start ml 25001 ML_WORKERS="${ML_WORKERS:-2}"
-start backend 28080 ML_URL=http://127.0.0.1:25001
-start frontend 23000 BACKEND_URL=http://127.0.0.1:28080
+ml_port="$(free_port)"; backend_port="$(free_port)"; frontend_port="$(free_port)"
+start ml "$ml_port" ML_WORKERS="${ML_WORKERS:-2}"
+start backend "$backend_port" ML_URL="http://127.0.0.1:$ml_port"
+start frontend "$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port"
 
-"$bin/examples/hop_overhead" --url http://127.0.0.1:23000 --image "$image" --seconds "$seconds" |
-    tee target/bench-hops.json
+"$bin/examples/hop_overhead" --url "http://127.0.0.1:$frontend_port" --image "$image" --seconds "$seconds" |
+    tee "$target/bench-hops.json"
 printf '{"rss_mb":{"ml":%s,"backend":%s,"frontend":%s}}\n' \
-    "$(rss_mb "${pids[0]}")" "$(rss_mb "${pids[1]}")" "$(rss_mb "${pids[2]}")" | tee -a target/bench-hops.json
+    "$(rss_mb "${pids[0]}")" "$(rss_mb "${pids[1]}")" "$(rss_mb "${pids[2]}")" | tee -a "$target/bench-hops.json"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2

@@ -32,6 +32,16 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 venv="${BENCH_VENV:-$root/.venv-bench}"
 cd "$root"
 
+# Every process and temporary file this run starts is stopped or removed however it ends.
+pids=()
+tmp_files=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -f "${tmp_files[@]}"
+}
+trap cleanup EXIT
+
 echo "== building the release binary and the inference benchmark" >&2
 cargo build --release -p ml --bin ml --example bench_inference >&2
 
@@ -43,7 +53,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 echo "== raw inference, same tensors, same run: tract then onnxruntime" >&2
 tract_out="$(mktemp)"; ort_out="$(mktemp)"
-trap 'rm -f "$tract_out" "$ort_out"' EXIT
+tmp_files+=("$tract_out" "$ort_out")
 "$target/release/examples/bench_inference" --runs "$runs" | tee "$tract_out"
 "$venv/bin/python" "$here/ort_infer.py" --runs "$runs" | tee "$ort_out"
 "$venv/bin/python" - "$tract_out" "$ort_out" >&2 <<'EOF'
@@ -63,15 +73,15 @@ EOF
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+now_ns() { date +%s%N; }
 wait_ready() { # url timeout_s → prints seconds waited, fails on timeout
-    local url="$1" limit="$2" start now
-    start="$(date +%s.%N)"
+    local url="$1" limit_ns=$(( $2 * 1000000000 )) start
+    start="$(now_ns)"
     until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-        now="$(date +%s.%N)"
-        if (( $(echo "$now - $start > $limit" | bc) )); then return 1; fi
+        if (( $(now_ns) - start > limit_ns )); then return 1; fi
         sleep 0.02
     done
-    now="$(date +%s.%N)"; echo "$now - $start" | bc
+    awk -v ns="$(( $(now_ns) - start ))" 'BEGIN { printf "%.3f\n", ns / 1e9 }'
 }
 
 echo "== start-up to ready and resident memory of the release binary" >&2
@@ -79,6 +89,7 @@ for version in stable canary; do
     port="$(free_port)"
     PORT="$port" SERVICE_VERSION="$version" RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
     pid=$!
+    pids+=("$pid")
     if ready_s="$(wait_ready "http://127.0.0.1:$port/readyz" 60)"; then
         rss_ready="$(rss_mib "$pid")"
         curl -fsS -o /dev/null -H 'content-type: image/jpeg' --data-binary @"$here/images/espresso-640x480.jpg" \
@@ -99,25 +110,24 @@ if (( http )); then
     fi
     ml_port="$(free_port)"; peer_port="$(free_port)"
     PORT="$ml_port" ML_WORKERS=2 RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
-    ml_pid=$!
+    pids+=($!)
     "$here/peer/run.sh" "$peer_port" >/dev/null 2>&1 &
-    peer_pid=$!
-    trap 'kill "$ml_pid" "$peer_pid" 2>/dev/null || true; rm -f "$tract_out" "$ort_out"' EXIT
+    pids+=($!)
     wait_ready "http://127.0.0.1:$ml_port/readyz" 60 >/dev/null
     wait_ready "http://127.0.0.1:$peer_port/readyz" 120 >/dev/null
     for image in espresso-640x480.jpg espresso-4000x3000.jpg; do
         for concurrency in 2 4; do
-            for svc in "ml $ml_port" "peer $peer_port"; do
-                set -- $svc
+            for service in ml peer; do
+                if [[ "$service" == ml ]]; then port="$ml_port"; else port="$peer_port"; fi
                 json="$("$oha" -z "${http_seconds}s" -c "$concurrency" --no-tui --output-format json \
-                    -m POST -T image/jpeg -D "$here/images/$image" "http://127.0.0.1:$2/v1/classify")"
+                    -m POST -T image/jpeg -D "$here/images/$image" "http://127.0.0.1:$port/v1/classify")"
                 "$venv/bin/python" -c '
 import json, sys
 d = json.loads(sys.argv[1]); s = d["summary"]; p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 print(json.dumps({"engine": "http", "service": sys.argv[2], "image": sys.argv[3], "concurrency": int(sys.argv[4]),
     "rps": round(s["requestsPerSec"], 1), "p50_ms": round(p["p50"] * 1e3, 2), "p99_ms": round(p["p99"] * 1e3, 2),
-    "status_codes": codes}))' "$json" "$1" "$image" "$concurrency"
+    "status_codes": codes}))' "$json" "$service" "$image" "$concurrency"
             done
         done
     done

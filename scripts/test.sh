@@ -2,7 +2,8 @@
 # The project's one test command (README "Test"): installs what the tests need on a fresh Debian
 # machine, then runs every check. Usage: scripts/test.sh
 #   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
-#   - cargo fmt --check, cargo clippy -D warnings, cargo test for the whole workspace
+#   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
+#     for the whole workspace
 #   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
 #   - the local lab: a real browser uploads a photo; `mesh demo` checks the canary split per hop
 # Ends with one line `total: N passed, N failed` (one per step) and exits non-zero on any failure.
@@ -110,10 +111,21 @@ browser_upload() {
         --screenshot target/browser/result.png
 }
 
-# The browser check must be able to fail: the same upload with a label the page cannot name.
+# The browser check must be able to fail: the same upload with a label the page cannot name must
+# fail with exactly "expected text not found" (exit 3), not with a crash or a missing driver.
 browser_rejects_a_wrong_answer() {
-    ! "$VENV/bin/python" tests/browser/upload.py --url "$LAB_URL" \
-        --photo ml/tests/fixtures/photos/coffee.jpg --expect "zebra"
+    local rc=0
+    "$VENV/bin/python" tests/browser/upload.py --url "$LAB_URL" \
+        --photo ml/tests/fixtures/photos/coffee.jpg --expect "zebra" || rc=$?
+    if [ "$rc" -ne 3 ]; then
+        echo "expected the browser check to fail with 'expected text not found' (exit 3), got exit $rc" >&2
+        return 1
+    fi
+}
+
+# Every shell script git tracks.
+shellcheck_scripts() {
+    git ls-files -z '*.sh' | xargs -0 "$VENV/bin/shellcheck"
 }
 
 mesh_demo() {
@@ -124,6 +136,7 @@ mesh_demo() {
 run "setup: rust toolchain" ensure_rust_toolchain
 run "setup: debian packages (chromium, chromium-driver)" install_debian_packages
 run "setup: python tools (.venv)" install_python_tools
+run "shellcheck (every tracked shell script)" shellcheck_scripts
 run "cargo fmt --check" cargo fmt --all --check
 run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 run "cargo test" cargo test --workspace --locked

@@ -42,6 +42,13 @@ def browser(profile: str) -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
+# Exit codes: 0 pass; 3 the page loaded with the served-by trail but does not name the expected
+# text (what scripts/test.sh's negative check asserts); 1 any other failure (crash, driver, form).
+EXIT_PASS = 0
+EXIT_FAILED = 1
+EXIT_EXPECTED_TEXT_NOT_FOUND = 3
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -74,17 +81,16 @@ def main() -> int:
             if args.screenshot:
                 os.makedirs(args.screenshot.parent, exist_ok=True)
                 driver.save_screenshot(str(args.screenshot))
-            problems = []
-            if args.expect.lower() not in text.lower():
-                problems.append(f"the result page does not name {args.expect!r}")
             if "frontend/" not in text or "ml/" not in text:
-                problems.append("the result page does not show the served-by trail")
-            if problems:
-                print("FAIL: " + "; ".join(problems))
+                print("FAIL: the result page does not show the served-by trail")
                 print(text[:2000])
-                return 1
+                return EXIT_FAILED
+            if args.expect.lower() not in text.lower():
+                print(f"FAIL: expected text not found: the result page does not name {args.expect!r}")
+                print(text[:2000])
+                return EXIT_EXPECTED_TEXT_NOT_FOUND
             print(f"PASS: the browser uploaded {args.photo.name} and the result page names {args.expect!r}")
-            return 0
+            return EXIT_PASS
         except WebDriverException as error:
             print(f"FAIL: browser error: {error.msg}")
             return 1
