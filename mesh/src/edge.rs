@@ -22,7 +22,7 @@ use crate::error::{ErrorBody, code};
 use crate::health::{self, Readiness};
 use crate::identity::ServiceIdentity;
 use crate::metrics::{self, HttpMetrics};
-use crate::{MeshClient, RequestContext, X_SERVED_BY};
+use crate::{MeshClient, RequestContext, X_REQUEST_ID, X_SERVED_BY};
 
 /// A service's handle on the mesh: identity, readiness and metrics registry. Cheap to clone.
 #[derive(Clone)]
@@ -75,7 +75,8 @@ impl Mesh {
         let identity = self.identity.clone();
         routes.merge(probes).layer(
             ServiceBuilder::new()
-                // `x-request-id`: made (a UUID) when missing, then echoed on the answer.
+                // `x-request-id`: made (a UUID) when missing or blank, then echoed on the answer.
+                .layer(middleware::map_request(drop_blank_request_id))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(SetResponseHeaderLayer::overriding(
@@ -101,6 +102,18 @@ impl Mesh {
                 .layer(CatchPanicLayer::custom(panic_answer)),
         )
     }
+}
+
+/// An empty or non-text `x-request-id` counts as missing, so a usable one is made for it.
+async fn drop_blank_request_id(mut req: Request) -> Request {
+    if req
+        .headers()
+        .get(X_REQUEST_ID)
+        .is_some_and(|v| v.is_empty() || v.to_str().is_err())
+    {
+        req.headers_mut().remove(X_REQUEST_ID);
+    }
+    req
 }
 
 async fn read_context(mut req: Request, next: Next) -> Response {

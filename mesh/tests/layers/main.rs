@@ -6,7 +6,9 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use mesh::{Mesh, RequestContext, ServiceIdentity, Version};
+use opentelemetry::trace::TracerProvider as _;
 use tower::ServiceExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 fn app() -> (Mesh, Router) {
     let mesh = Mesh::new(ServiceIdentity::new("backend", Version::Canary));
@@ -55,6 +57,16 @@ async fn a_request_id_is_made_when_missing_and_kept_when_given() {
     )
     .await;
     assert_eq!(made.len(), 36, "a UUID: {made}");
+    let blank = Request::get("/items/1")
+        .header("x-request-id", "")
+        .body(Body::empty())
+        .expect("request");
+    let remade = body_text(router.clone().oneshot(blank).await.expect("answer")).await;
+    assert_eq!(
+        remade.len(),
+        36,
+        "a blank id is replaced by a UUID: {remade}"
+    );
     let kept = Request::get("/items/1")
         .header("x-request-id", "abc-123")
         .body(Body::empty())
@@ -164,6 +176,16 @@ async fn the_outbound_client_carries_the_propagated_headers() {
         },
     ));
 
+    // A tracer for this test only (a scoped subscriber, no global state), so the request span is a
+    // real span with its own id, and what it exports can be checked.
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("layers-test")));
+    let _scoped = tracing::subscriber::set_default(subscriber);
+
     let mesh = Mesh::new(ServiceIdentity::new("frontend", Version::Stable));
     let client = mesh.client(std::time::Duration::from_secs(5));
     let router = mesh.wrap(Router::new().route(
@@ -184,10 +206,11 @@ async fn the_outbound_client_carries_the_propagated_headers() {
         }),
     ));
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let incoming_span = "00f067aa0ba902b7";
     let request = Request::get("/call")
         .header("x-canary", "true")
         .header("x-request-id", "req-9")
-        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .header("traceparent", format!("00-{trace}-{incoming_span}-01"))
         .body(Body::empty())
         .expect("request");
     let seen = body_text(router.oneshot(request).await.expect("answer")).await;
@@ -195,10 +218,31 @@ async fn the_outbound_client_carries_the_propagated_headers() {
     assert_eq!(parts.next(), Some("true"));
     assert_eq!(parts.next(), Some("req-9"));
     let traceparent = parts.next().unwrap_or_default();
-    assert!(
-        traceparent.contains(trace),
-        "same trace downstream: {traceparent}"
+    let fields: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(
+        fields.len(),
+        4,
+        "a W3C traceparent downstream: {traceparent}"
     );
+    assert_eq!(fields[1], trace, "the same trace downstream: {traceparent}");
+    let downstream_parent = fields[2];
+    assert_ne!(
+        downstream_parent, incoming_span,
+        "a new span, not the incoming header copied verbatim: {traceparent}"
+    );
+    assert!(
+        downstream_parent.len() == 16 && downstream_parent != "0000000000000000",
+        "a valid span id: {traceparent}"
+    );
+    // The span downstream's parent is this service's request span, a child of the incoming one.
+    let spans = exporter.get_finished_spans().expect("exported spans");
+    let request_span = spans
+        .iter()
+        .find(|s| s.span_context.span_id().to_string() == downstream_parent)
+        .unwrap_or_else(|| panic!("the request span was exported: {spans:?}"));
+    assert_eq!(request_span.span_context.trace_id().to_string(), trace);
+    assert_eq!(request_span.parent_span_id.to_string(), incoming_span);
+    assert_eq!(request_span.name, "GET /call");
     downstream.abort();
 }
 
