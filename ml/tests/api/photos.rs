@@ -67,6 +67,7 @@ fn assert_agrees(file: &str, model: &str, response: &TestResponse, reference: &s
 async fn check_all_photos(app: &TestApp, model: &str, identity: &str) {
     for photo in expected()["photos"].as_array().expect("photos") {
         let file = photo["file"].as_str().expect("file");
+        let started = std::time::Instant::now();
         let response = app
             .classify(
                 Some(content_type(file)),
@@ -74,18 +75,36 @@ async fn check_all_photos(app: &TestApp, model: &str, identity: &str) {
                 "",
             )
             .await;
+        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
         assert_agrees(file, model, &response, &photo["models"][model]);
         let json = response.json();
         assert_eq!(json["model"]["name"], model);
         assert_eq!(json["served_by"], serde_json::json!([identity]));
         assert_eq!(response.headers["x-served-by"], identity);
         assert_eq!(json["predictions"].as_array().map(Vec::len), Some(5));
-        for key in ["decode", "preprocess", "inference", "queue"] {
+        // Decoding, resizing and running a real model on a real photo each take measurable time;
+        // waiting in the queue may take none; together they fit inside the request as seen here.
+        let timing = |key: &str| {
+            json["timings_ms"][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{file}: timings_ms.{key} is a number: {json}"))
+        };
+        for key in ["decode", "preprocess", "inference"] {
             assert!(
-                json["timings_ms"][key].as_f64().is_some_and(|t| t >= 0.0),
-                "timings_ms.{key}"
+                timing(key) > 0.0,
+                "{file}: timings_ms.{key} = {}",
+                timing(key)
             );
         }
+        assert!(timing("queue") >= 0.0, "{file}: timings_ms.queue");
+        let stages: f64 = ["decode", "preprocess", "inference", "queue"]
+            .iter()
+            .map(|k| timing(k))
+            .sum();
+        assert!(
+            stages <= wall_ms,
+            "{file}: the stages ({stages:.3} ms) cannot take longer than the request ({wall_ms:.3} ms)"
+        );
     }
 }
 
