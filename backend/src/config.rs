@@ -15,14 +15,14 @@ pub const ML_URL: &str = "ML_URL";
 /// How long one classify call may take, in milliseconds.
 pub const ML_TIMEOUT_MS: &str = "ML_TIMEOUT_MS";
 /// The largest image accepted, in bytes.
-pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
+pub use mesh::config::MAX_UPLOAD_BYTES;
 /// Below this probability the answer is "not sure what this is".
 pub const MIN_CONFIDENCE: &str = "MIN_CONFIDENCE";
 /// How many analyses may run at once; more are refused with 503 rather than queued.
 pub const MAX_CONCURRENT_ANALYSES: &str = "MAX_CONCURRENT_ANALYSES";
 
 pub const DEFAULT_ML_TIMEOUT: Duration = Duration::from_millis(5_000);
-pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+pub use mesh::config::DEFAULT_MAX_UPLOAD_BYTES;
 pub const DEFAULT_MAX_CONCURRENT_ANALYSES: usize = 32;
 
 #[derive(Debug, Clone)]
@@ -40,61 +40,16 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let mesh = MeshConfig::from_env(SERVICE, DEFAULT_PORT, env)?;
-        let ml_url = parse_ml_url(env.require::<String>(ML_URL)?)?;
-        let ml_timeout = env.millis_or(ML_TIMEOUT_MS, DEFAULT_ML_TIMEOUT)?;
-        if ml_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                ML_TIMEOUT_MS,
-                "0",
-                "must be at least 1 ms",
-            ));
-        }
-        let max_upload_bytes = env.get_or(MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES)?;
-        if max_upload_bytes == 0 {
-            return Err(ConfigError::invalid(
-                MAX_UPLOAD_BYTES,
-                "0",
-                "must be at least 1 byte",
-            ));
-        }
-        let max_concurrent_analyses =
-            env.get_or(MAX_CONCURRENT_ANALYSES, DEFAULT_MAX_CONCURRENT_ANALYSES)?;
-        if max_concurrent_analyses == 0 {
-            return Err(ConfigError::invalid(
-                MAX_CONCURRENT_ANALYSES,
-                "0",
-                "must be at least 1",
-            ));
-        }
         Ok(Self {
             mesh,
-            max_concurrent_analyses,
-            ml_url,
-            ml_timeout,
-            max_upload_bytes,
+            max_concurrent_analyses: env
+                .positive_or(MAX_CONCURRENT_ANALYSES, DEFAULT_MAX_CONCURRENT_ANALYSES)?,
+            ml_url: env.base_url(ML_URL)?,
+            ml_timeout: env.positive_millis_or(ML_TIMEOUT_MS, DEFAULT_ML_TIMEOUT)?,
+            max_upload_bytes: env.max_upload_bytes()?,
             min_confidence: env.get_or(MIN_CONFIDENCE, MinConfidence::DEFAULT)?,
         })
     }
-}
-
-fn parse_ml_url(raw: String) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(raw.trim())
-        .map_err(|e| ConfigError::invalid(ML_URL, raw.as_str(), e))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::invalid(
-            ML_URL,
-            raw.as_str(),
-            "expected an http(s) URL with a host, e.g. http://ml:5001",
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::invalid(
-            ML_URL,
-            raw.as_str(),
-            "expected a base URL without query or fragment",
-        ));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 impl mesh::MeshService for Config {

@@ -13,12 +13,12 @@ pub const BACKEND_URL: &str = "BACKEND_URL";
 /// How long one analysis may take at the backend, in milliseconds.
 pub const BACKEND_TIMEOUT_MS: &str = "BACKEND_TIMEOUT_MS";
 /// Largest photo the upload form accepts, in bytes.
-pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
+pub use mesh::config::MAX_UPLOAD_BYTES;
 /// Base URL of the tracing UI (Jaeger); when set, result pages link the request's trace.
 pub const TRACING_UI_URL: &str = "TRACING_UI_URL";
 
 const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+use mesh::config::DEFAULT_MAX_UPLOAD_BYTES;
 /// Upper bound for `MAX_UPLOAD_BYTES`: the whole upload is held in memory while it is forwarded.
 const MAX_UPLOAD_CEILING: usize = 256 * 1024 * 1024;
 
@@ -47,30 +47,14 @@ impl Config {
 /// Why a configured value was refused; becomes the `reason` of a [`ConfigError`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ValueError {
-    #[error("not a URL: {0}")]
-    NotAUrl(String),
-    #[error("the URL must start with http:// or https://")]
-    NotHttp,
-    #[error("the URL must not carry a query or a fragment")]
-    HasQuery,
+    #[error(transparent)]
+    BaseUrl(#[from] mesh::config::InvalidBaseUrl),
     #[error("expected a whole number")]
     NotANumber,
     #[error("must be greater than zero")]
     Zero,
     #[error("must be at most {0}")]
     TooLarge(usize),
-}
-
-/// An http(s) base URL without query or fragment, kept without its trailing slash.
-fn parse_base_url(value: &str) -> Result<String, ValueError> {
-    let url = reqwest::Url::parse(value.trim()).map_err(|e| ValueError::NotAUrl(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ValueError::NotHttp);
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ValueError::HasQuery);
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Where the backend tier answers.
@@ -87,7 +71,7 @@ impl BackendUrl {
 impl FromStr for BackendUrl {
     type Err = ValueError;
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        parse_base_url(value).map(Self)
+        Ok(Self(mesh::config::parse_base_url(value)?))
     }
 }
 
@@ -111,7 +95,7 @@ impl TracingUiUrl {
 impl FromStr for TracingUiUrl {
     type Err = ValueError;
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        parse_base_url(value).map(Self)
+        Ok(Self(mesh::config::parse_base_url(value)?))
     }
 }
 

@@ -28,6 +28,9 @@ pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_T
 pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// The largest upload a tier accepts, in bytes; beyond it the answer is 413 `payload_too_large`.
+pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
 /// A snapshot of environment variables.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +125,49 @@ impl Env {
         self.get(name)?.ok_or(ConfigError::Missing { name })
     }
 
+    /// A number that must be greater than zero (counts, sizes, limits).
+    pub fn positive_or<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default + Display,
+        T::Err: Display,
+    {
+        let value = self.get_or(name, default)?;
+        if value > T::default() {
+            Ok(value)
+        } else {
+            Err(ConfigError::invalid(
+                name,
+                value.to_string(),
+                "must be greater than zero",
+            ))
+        }
+    }
+
+    /// `MAX_UPLOAD_BYTES`: a byte size greater than zero, 10 MiB when unset.
+    pub fn max_upload_bytes(&self) -> Result<usize, ConfigError> {
+        self.positive_or(MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES)
+    }
+
+    /// A required http(s) base URL (see [`parse_base_url`]).
+    pub fn base_url(&self, name: &'static str) -> Result<String, ConfigError> {
+        let raw = self.require::<String>(name)?;
+        parse_base_url(&raw).map_err(|e| ConfigError::invalid(name, raw.as_str(), e))
+    }
+
+    /// A duration in whole milliseconds that must be at least 1 ms.
+    pub fn positive_millis_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let value = self.millis_or(name, default)?;
+        if value.is_zero() {
+            Err(ConfigError::invalid(name, "0", "must be at least 1 ms"))
+        } else {
+            Ok(value)
+        }
+    }
+
     /// A duration given in whole milliseconds.
     pub fn millis_or(
         &self,
@@ -133,6 +179,30 @@ impl Env {
             .map(Duration::from_millis)
             .unwrap_or(default))
     }
+}
+
+/// Why a base URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidBaseUrl {
+    #[error("not a URL: {0}")]
+    NotAUrl(String),
+    #[error("expected an http(s) URL with a host, e.g. http://ml:5001")]
+    NotHttp,
+    #[error("expected a base URL without query or fragment")]
+    HasQuery,
+}
+
+/// An http(s) base URL with a host and without query or fragment, kept without its trailing slash.
+pub fn parse_base_url(value: &str) -> Result<String, InvalidBaseUrl> {
+    let url =
+        reqwest::Url::parse(value.trim()).map_err(|e| InvalidBaseUrl::NotAUrl(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(InvalidBaseUrl::NotHttp);
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(InvalidBaseUrl::HasQuery);
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// What every service needs to take part in the mesh.
@@ -275,6 +345,37 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn shared_parsers_name_the_variable_and_the_problem() {
+        let e = env(&[
+            ("N", "0"),
+            ("URL", "ftp://x"),
+            ("T", "0"),
+            (MAX_UPLOAD_BYTES, "-1"),
+        ]);
+        let zero = e.positive_or::<usize>("N", 1).expect_err("0 refused");
+        assert!(zero.to_string().contains("N=\"0\""), "{zero}");
+        assert!(zero.to_string().contains("greater than zero"), "{zero}");
+        let url = e.base_url("URL").expect_err("ftp refused");
+        assert!(
+            url.to_string().contains("URL") && url.to_string().contains("http(s)"),
+            "{url}"
+        );
+        assert!(e.positive_millis_or("T", Duration::from_secs(1)).is_err());
+        assert!(e.max_upload_bytes().is_err());
+        let ok = env(&[("URL", " http://ml:5001/ ")]);
+        assert_eq!(ok.base_url("URL").expect("base url"), "http://ml:5001");
+        assert_eq!(
+            ok.max_upload_bytes().expect("default"),
+            DEFAULT_MAX_UPLOAD_BYTES
+        );
+        assert_eq!(ok.positive_or::<u32>("N", 7).expect("default"), 7);
+        assert_eq!(
+            parse_base_url("http://ml:5001/?q=1"),
+            Err(InvalidBaseUrl::HasQuery)
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub const MODEL_PATH: &str = "MODEL_PATH";
 pub const ML_CONV_LAYOUT: &str = "ML_CONV_LAYOUT";
 pub const ML_WORKERS: &str = "ML_WORKERS";
 pub const ML_QUEUE_CAPACITY: &str = "ML_QUEUE_CAPACITY";
-pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
+pub use mesh::config::MAX_UPLOAD_BYTES;
 pub const MAX_IMAGE_PIXELS: &str = "MAX_IMAGE_PIXELS";
 pub const MAX_DECODE_BYTES: &str = "MAX_DECODE_BYTES";
 
@@ -46,21 +46,6 @@ pub struct Config {
     pub pool: PoolSize,
     pub max_upload_bytes: usize,
     pub decode: DecodeLimits,
-}
-
-fn positive<T: PartialOrd + Default + std::fmt::Display>(
-    name: &'static str,
-    value: T,
-) -> Result<T, ConfigError> {
-    if value > T::default() {
-        Ok(value)
-    } else {
-        Err(ConfigError::invalid(
-            name,
-            value.to_string(),
-            "must be greater than zero",
-        ))
-    }
 }
 
 impl Config {
@@ -79,27 +64,18 @@ impl Config {
             .map(usize::from)
             .unwrap_or(1);
         let pool = PoolSize {
-            workers: positive(ML_WORKERS, env.get_or(ML_WORKERS, cores)?)?,
-            queue_capacity: positive(ML_QUEUE_CAPACITY, env.get_or(ML_QUEUE_CAPACITY, 16)?)?,
+            workers: env.positive_or(ML_WORKERS, cores)?,
+            queue_capacity: env.positive_or(ML_QUEUE_CAPACITY, 16)?,
         };
         let defaults = DecodeLimits::default();
         Ok(Self {
             mesh,
             model,
             pool,
-            max_upload_bytes: positive(
-                MAX_UPLOAD_BYTES,
-                env.get_or(MAX_UPLOAD_BYTES, 10 * 1024 * 1024)?,
-            )?,
+            max_upload_bytes: env.max_upload_bytes()?,
             decode: DecodeLimits {
-                max_pixels: positive(
-                    MAX_IMAGE_PIXELS,
-                    env.get_or(MAX_IMAGE_PIXELS, defaults.max_pixels)?,
-                )?,
-                max_alloc_bytes: positive(
-                    MAX_DECODE_BYTES,
-                    env.get_or(MAX_DECODE_BYTES, defaults.max_alloc_bytes)?,
-                )?,
+                max_pixels: env.positive_or(MAX_IMAGE_PIXELS, defaults.max_pixels)?,
+                max_alloc_bytes: env.positive_or(MAX_DECODE_BYTES, defaults.max_alloc_bytes)?,
             },
         })
     }
