@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use mesh::upload::UploadError;
 use mesh::{Mesh, RequestContext};
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -209,76 +210,32 @@ struct Upload {
     bytes: Bytes,
 }
 
-/// Reads the first field named `image`, never holding more than `limit` bytes of it.
+/// Reads the first field named `image` (through `mesh::upload`, never holding more than `limit`
+/// bytes of it); the part must say it is an image, and ml decides whether it can read it.
 async fn read_image(multipart: &mut Multipart, limit: usize) -> Result<Upload, ApiError> {
-    let too_large = |e: MultipartError| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::InvalidMultipart(e.body_text())
-        }
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
-        if field.name() != Some("image") {
-            continue;
-        }
-        let content_type = field.content_type().map(str::to_owned);
-        let mut image = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(too_large)? {
-            if image.len() + chunk.len() > limit {
-                return Err(ApiError::TooLarge { limit });
-            }
-            image.extend_from_slice(&chunk);
-        }
-        // A browser form submitted without choosing a file sends an empty part: that is "empty",
-        // whatever content type came with it.
-        if image.is_empty() {
-            return Err(ApiError::EmptyImage);
-        }
-        return match content_type {
-            Some(content_type) if is_image_type(&content_type) => Ok(Upload {
-                content_type,
-                bytes: Bytes::from(image),
-            }),
-            Some(other) => Err(ApiError::UnsupportedMediaType(format!("{other:?}"))),
-            None => Err(ApiError::UnsupportedMediaType(
-                "a part without a content type".to_owned(),
-            )),
-        };
+    let upload = mesh::upload::read_image(multipart, limit)
+        .await
+        .map_err(|error| match error {
+            UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
+            UploadError::Malformed(reason) => ApiError::InvalidMultipart(reason),
+            UploadError::Missing => ApiError::MissingImage,
+            UploadError::Empty => ApiError::EmptyImage,
+        })?;
+    match &upload.declared_type {
+        Some(declared) if upload.declares_an_image() => Ok(Upload {
+            content_type: declared.to_string(),
+            bytes: upload.bytes,
+        }),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "{:?}",
+            other.to_string()
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(
+            "a part without a valid content type".to_owned(),
+        )),
     }
-    Err(ApiError::MissingImage)
-}
-
-/// `image/<something>`, ignoring case and parameters; ml decides whether it can read that image.
-fn is_image_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence
-        .split_once('/')
-        .is_some_and(|(kind, sub)| kind.eq_ignore_ascii_case("image") && !sub.is_empty())
 }
 
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_image_types_pass() {
-        for ok in ["image/jpeg", "IMAGE/PNG", "image/webp; q=1", "image/heic"] {
-            assert!(is_image_type(ok), "{ok}");
-        }
-        for bad in [
-            "text/plain",
-            "application/octet-stream",
-            "image/",
-            "image",
-            "",
-            "imagex/png",
-        ] {
-            assert!(!is_image_type(bad), "{bad}");
-        }
-    }
 }

@@ -52,24 +52,7 @@ impl Config {
     }
 }
 
-impl mesh::MeshService for Config {
-    const NAME: &'static str = "backend";
-
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn mesh_config(&self) -> &MeshConfig {
-        &self.mesh
-    }
-
-    fn build(
-        &self,
-        mesh: &mesh::Mesh,
-    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
-        crate::build(self, mesh)
-    }
-}
+mesh::mesh_service!(Config, name = "backend", build = crate::build);
 
 #[cfg(test)]
 mod tests {

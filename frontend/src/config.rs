@@ -153,24 +153,7 @@ pub fn human_size(bytes: usize) -> String {
     }
 }
 
-impl mesh::MeshService for Config {
-    const NAME: &'static str = "frontend";
-
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn mesh_config(&self) -> &MeshConfig {
-        &self.mesh
-    }
-
-    fn build(
-        &self,
-        mesh: &mesh::Mesh,
-    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send {
-        crate::build(self, mesh)
-    }
-}
+mesh::mesh_service!(Config, name = "frontend", build = crate::build);
 
 #[cfg(test)]
 mod tests {

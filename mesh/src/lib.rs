@@ -6,6 +6,8 @@
 //!   header — and adds `/healthz`, `/readyz`, `/metrics`;
 //! - [`ErrorBody`] and [`ServiceError`] are the one error contract every tier answers with and every
 //!   client parses;
+//! - [`upload::read_image`] is the one reader of an uploaded photo (field, limit, media type, format
+//!   sniffed from the bytes);
 //! - [`RequestContext`] (an extractor) and [`MeshClient`] carry the propagated headers onto every
 //!   outgoing request;
 //! - [`Server`] serves with a graceful stop; [`telemetry`] installs logs and spans; [`config`] reads the
@@ -28,6 +30,7 @@ mod service;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod upload;
 
 pub use client::MeshClient;
 pub use edge::Mesh;
@@ -36,4 +39,4 @@ pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
 pub use propagation::{RequestContext, X_CANARY, X_REQUEST_ID, X_SERVED_BY};
 pub use server::{Server, StopPolicy, shutdown_signal};
-pub use service::{MeshService, Spawned, run, spawn, spawn_traced};
+pub use service::{BuildResult, MeshService, Spawned, run, spawn, spawn_traced};

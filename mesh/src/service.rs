@@ -12,7 +12,11 @@ use crate::config::{ConfigError, Env, MeshConfig};
 use crate::telemetry::{ExportStats, ScopedTelemetry};
 use crate::{Mesh, Server, StopPolicy, shutdown_signal, telemetry};
 
-/// A mesh service, described by its configuration type.
+/// What building a service's router gives.
+pub type BuildResult = anyhow::Result<axum::Router>;
+
+/// A mesh service, described by its configuration type. Services implement it with
+/// [`mesh_service!`](crate::mesh_service).
 pub trait MeshService: Sized {
     /// The service's name in the mesh (`ml`, `backend`, `frontend`).
     const NAME: &'static str;
@@ -22,7 +26,41 @@ pub trait MeshService: Sized {
     fn mesh_config(&self) -> &MeshConfig;
 
     /// The service's router, wrapped by `mesh`; readiness is set once it can serve.
-    fn build(&self, mesh: &Mesh) -> impl Future<Output = anyhow::Result<axum::Router>> + Send;
+    fn build(&self, mesh: &Mesh) -> impl Future<Output = BuildResult> + Send;
+}
+
+/// Implements [`MeshService`] for a service's configuration type, which must have an inherent
+/// `fn from_env(&Env) -> Result<Self, ConfigError>` and a `mesh: MeshConfig` field; `build` names
+/// an `async fn(&Config, &Mesh) -> BuildResult`.
+///
+/// ```ignore
+/// mesh::mesh_service!(Config, name = "backend", build = crate::build);
+/// ```
+#[macro_export]
+macro_rules! mesh_service {
+    ($config:ty, name = $name:expr, build = $build:path $(,)?) => {
+        impl $crate::MeshService for $config {
+            const NAME: &'static str = $name;
+
+            fn from_env(
+                env: &$crate::config::Env,
+            ) -> ::std::result::Result<Self, $crate::config::ConfigError> {
+                <$config>::from_env(env)
+            }
+
+            fn mesh_config(&self) -> &$crate::config::MeshConfig {
+                &self.mesh
+            }
+
+            fn build(
+                &self,
+                mesh: &$crate::Mesh,
+            ) -> impl ::std::future::Future<Output = $crate::BuildResult> + ::std::marker::Send
+            {
+                $build(self, mesh)
+            }
+        }
+    };
 }
 
 /// Everything a service's `main` does. Exit codes: 0 after a clean stop, 2 for bad configuration,

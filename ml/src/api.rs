@@ -19,6 +19,7 @@ use crate::classifier::{ModelCard, Prediction};
 use crate::error::ApiError;
 use crate::photo::PhotoFormat;
 use crate::pool::{InferencePool, Timings};
+use mesh::upload::UploadError;
 
 pub const DEFAULT_TOP_K: usize = 5;
 pub const MAX_TOP_K: usize = 20;
@@ -157,19 +158,13 @@ async fn multipart_image(request: Request, limit: usize) -> Result<Bytes, ApiErr
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::InvalidMultipart(e.body_text()))?;
-    let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::InvalidMultipart(e.body_text())
-        }
-    };
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        if field.name() == Some("image") {
-            return field.bytes().await.map_err(multipart_error);
-        }
+    match mesh::upload::read_image(&mut multipart, limit).await {
+        Ok(upload) => Ok(upload.bytes),
+        Err(UploadError::TooLarge { limit }) => Err(ApiError::PayloadTooLarge { limit }),
+        Err(UploadError::Malformed(reason)) => Err(ApiError::InvalidMultipart(reason)),
+        Err(UploadError::Missing) => Err(ApiError::MissingImage),
+        Err(UploadError::Empty) => Err(ApiError::EmptyBody),
     }
-    Err(ApiError::MissingImage)
 }
 
 async fn classify(

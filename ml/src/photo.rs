@@ -22,17 +22,14 @@ pub enum PhotoFormat {
 }
 
 impl PhotoFormat {
-    /// Recognises the format from the first bytes of the upload.
+    /// Recognises the format from the first bytes of the upload (`mesh::upload` knows the magic
+    /// numbers, for every tier).
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(Self::Jpeg)
-        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(Self::Png)
-        } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-            Some(Self::WebP)
-        } else {
-            None
-        }
+        mesh::upload::ImageFormat::sniff(bytes).map(|format| match format {
+            mesh::upload::ImageFormat::Jpeg => Self::Jpeg,
+            mesh::upload::ImageFormat::Png => Self::Png,
+            mesh::upload::ImageFormat::WebP => Self::WebP,
+        })
     }
 
     pub fn as_str(self) -> &'static str {
