@@ -21,7 +21,7 @@ use crate::assessment::{Assessment, Assessor, Prediction, Strategy};
 use crate::classifier::RemoteClassifier;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::knowledge::{Category, KnowledgeBase};
+use crate::knowledge::{Category, KnowledgeBase, NotProduct};
 use crate::metrics::BackendMetrics;
 
 /// Room for multipart boundaries and part headers on top of the image itself.
@@ -49,6 +49,7 @@ pub async fn build(config: &Config, mesh: &Mesh) -> anyhow::Result<Router> {
         serde_json::to_vec(&CategoriesResponse {
             class_count: knowledge.class_count(),
             categories: knowledge.categories(),
+            not_products: knowledge.not_products(),
             served_by: vec![served_by.clone()],
         })
         .context("serialising the knowledge base")?,
@@ -89,6 +90,8 @@ pub async fn build(config: &Config, mesh: &Mesh) -> anyhow::Result<Router> {
 struct CategoriesResponse<'a> {
     class_count: usize,
     categories: &'a [Category],
+    /// The classes no advice is given for, and why.
+    not_products: &'a [NotProduct],
     served_by: Vec<String>,
 }
 

@@ -1,9 +1,18 @@
-//! The 3R knowledge base: which ImageNet-1k classes are products or waste, grouped into
-//! categories that carry materials, reduce/reuse/recycle/resell flags, disposal guidance, tips and a
-//! rough carbon note.
+//! The 3R knowledge base: every ImageNet-1k class the model can say is accounted for, either in a
+//! *category* of products or waste (materials, reduce/reuse/recycle/resell flags, disposal guidance,
+//! tips and a rough carbon note) or in a *not-a-product group* (animals, people, landscapes,
+//! vehicles too large to be household waste…) that says why no disposal advice is given.
 //!
 //! The data is authored in `backend/data/knowledge.json`, embedded in the binary and validated when the
-//! service starts: a broken knowledge base stops the service instead of producing wrong advice.
+//! service starts: a broken or incomplete knowledge base stops the service instead of producing wrong
+//! advice or an unexplained "not sure".
+//!
+//! What the flags mean, so that guidance stays honest across places:
+//! - `recyclable`: most households can get it recycled through kerbside collection, the council
+//!   recycling centre or a statutory take-back point (WEEE, batteries). A material that most kerbside
+//!   collections refuse and that only patchy store drop-offs take (plastic film, snack packets) is
+//!   *not* recyclable; its disposal text names the drop-off where one exists.
+//! - `biodegradable`: breaks down in a compost heap or food/garden-waste collection.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,8 +21,8 @@ use serde::{Deserialize, Serialize};
 /// The knowledge base shipped with the service.
 const BUNDLED_JSON: &str = include_str!("../data/knowledge.json");
 
-/// The only document format this code understands.
-const FORMAT_VERSION: u32 = 1;
+/// The only document format this code understands (2 added the not-a-product groups).
+const FORMAT_VERSION: u32 = 2;
 
 /// ImageNet-1k has classes `0..CLASS_COUNT`.
 pub const CLASS_COUNT: u32 = 1000;
@@ -39,6 +48,20 @@ pub enum KnowledgeError {
         first: String,
         second: String,
     },
+    #[error(
+        "{} of {CLASS_COUNT} classes are in no category and no not-a-product group, e.g. {}",
+        .missing.len(),
+        preview(.missing)
+    )]
+    Incomplete { missing: Vec<u32> },
+}
+
+fn preview(indices: &[u32]) -> String {
+    let mut shown: Vec<String> = indices.iter().take(8).map(u32::to_string).collect();
+    if indices.len() > shown.len() {
+        shown.push("…".to_owned());
+    }
+    shown.join(", ")
 }
 
 /// Which of the four Rs a tip is about.
@@ -86,28 +109,78 @@ pub struct Category {
     pub classes: Vec<KnownClass>,
 }
 
+/// Classes the service deliberately gives no disposal advice for, and why (`animals`: "an animal").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotProduct {
+    /// Stable identifier (`animals`), used in JSON answers.
+    pub id: String,
+    pub name: String,
+    /// Completes "This looks like …": `an animal`, `a vehicle too large to be household waste`.
+    pub reason: String,
+    /// What to do instead, shown where disposal advice would be.
+    pub explanation: String,
+    pub classes: Vec<KnownClass>,
+}
+
+/// Where a class belongs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Entry<'a> {
+    Category(&'a Category),
+    NotProduct(&'a NotProduct),
+}
+
+impl Entry<'_> {
+    pub fn id(&self) -> &str {
+        match self {
+            Entry::Category(category) => &category.id,
+            Entry::NotProduct(group) => &group.id,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
     version: u32,
     categories: Vec<Category>,
+    not_products: Vec<NotProduct>,
+}
+
+/// Where a class index points: a category or a not-a-product group, and the class's position there.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Category(usize, usize),
+    NotProduct(usize, usize),
 }
 
 /// A validated knowledge base with a class-index lookup.
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
     categories: Vec<Category>,
-    /// class index → (category position, class position within it)
-    by_class: HashMap<u32, (usize, usize)>,
+    not_products: Vec<NotProduct>,
+    by_class: HashMap<u32, Slot>,
 }
 
 impl KnowledgeBase {
-    /// The knowledge base embedded in the binary.
+    /// The knowledge base embedded in the binary; it must account for every class.
     pub fn bundled() -> Result<Self, KnowledgeError> {
-        Self::parse(BUNDLED_JSON)
+        Self::parse_complete(BUNDLED_JSON)
     }
 
-    /// Parses and validates a knowledge-base document.
+    /// Parses and validates a document that must account for all [`CLASS_COUNT`] classes.
+    pub fn parse_complete(json: &str) -> Result<Self, KnowledgeError> {
+        let kb = Self::parse(json)?;
+        let missing = kb.unaccounted();
+        if missing.is_empty() {
+            Ok(kb)
+        } else {
+            Err(KnowledgeError::Incomplete { missing })
+        }
+    }
+
+    /// Parses and validates a knowledge-base document; classes it does not list are allowed (see
+    /// [`KnowledgeBase::unaccounted`]).
     pub fn parse(json: &str) -> Result<Self, KnowledgeError> {
         let document: Document = serde_json::from_str(json)?;
         if document.version != FORMAT_VERSION {
@@ -118,33 +191,73 @@ impl KnowledgeBase {
         if document.categories.is_empty() {
             return Err(KnowledgeError::Empty);
         }
-        let mut ids = HashSet::new();
-        let mut by_class = HashMap::new();
-        for (position, category) in document.categories.iter().enumerate() {
+        for category in &document.categories {
             validate_category(category)?;
-            if !ids.insert(category.id.as_str()) {
-                return Err(KnowledgeError::DuplicateCategory(category.id.clone()));
-            }
-            for (class_position, class) in category.classes.iter().enumerate() {
-                if class.index >= CLASS_COUNT {
-                    return Err(KnowledgeError::IndexOutOfRange {
-                        category: category.id.clone(),
-                        index: class.index,
-                    });
-                }
-                if let Some((first, _)) = by_class.insert(class.index, (position, class_position)) {
-                    return Err(KnowledgeError::DuplicateClass {
-                        index: class.index,
-                        first: document.categories[first].id.clone(),
-                        second: category.id.clone(),
-                    });
-                }
-            }
         }
+        for group in &document.not_products {
+            validate_not_product(group)?;
+        }
+        let mut ids = HashSet::new();
+        let mut owners = HashMap::new();
+        for (at, category) in document.categories.iter().enumerate() {
+            register(
+                &category.id,
+                &category.classes,
+                |k| Slot::Category(at, k),
+                &mut ids,
+                &mut owners,
+            )?;
+        }
+        for (at, group) in document.not_products.iter().enumerate() {
+            register(
+                &group.id,
+                &group.classes,
+                |k| Slot::NotProduct(at, k),
+                &mut ids,
+                &mut owners,
+            )?;
+        }
+        let by_class = owners
+            .into_iter()
+            .map(|(index, (_, slot))| (index, slot))
+            .collect();
         Ok(Self {
             categories: document.categories,
+            not_products: document.not_products,
             by_class,
         })
+    }
+
+    pub fn not_products(&self) -> &[NotProduct] {
+        &self.not_products
+    }
+
+    /// Where a class belongs, if the knowledge base lists it.
+    pub fn entry(&self, class_index: u32) -> Option<Entry<'_>> {
+        self.by_class.get(&class_index).map(|slot| match *slot {
+            Slot::Category(c, _) => Entry::Category(&self.categories[c]),
+            Slot::NotProduct(g, _) => Entry::NotProduct(&self.not_products[g]),
+        })
+    }
+
+    /// Every listed class with the id of the category or group that lists it.
+    pub fn classes(&self) -> impl Iterator<Item = (&str, &KnownClass)> {
+        let products = self
+            .categories
+            .iter()
+            .flat_map(|c| c.classes.iter().map(move |k| (c.id.as_str(), k)));
+        let others = self
+            .not_products
+            .iter()
+            .flat_map(|g| g.classes.iter().map(move |k| (g.id.as_str(), k)));
+        products.chain(others)
+    }
+
+    /// Class indices in `0..CLASS_COUNT` that no category and no group lists, ascending.
+    pub fn unaccounted(&self) -> Vec<u32> {
+        (0..CLASS_COUNT)
+            .filter(|index| !self.by_class.contains_key(index))
+            .collect()
     }
 
     pub fn categories(&self) -> &[Category] {
@@ -153,23 +266,84 @@ impl KnowledgeBase {
 
     /// The category a class belongs to, if the class is a product or waste item we know about.
     pub fn category_of(&self, class_index: u32) -> Option<&Category> {
-        self.by_class
-            .get(&class_index)
-            .map(|&(category, _)| &self.categories[category])
+        match self.entry(class_index)? {
+            Entry::Category(category) => Some(category),
+            Entry::NotProduct(_) => None,
+        }
     }
 
-    /// The class entry and its category.
+    /// The class entry and its category, for product classes.
     pub fn class(&self, class_index: u32) -> Option<(&KnownClass, &Category)> {
-        self.by_class.get(&class_index).map(|&(category, class)| {
-            let category = &self.categories[category];
-            (&category.classes[class], category)
-        })
+        match self.by_class.get(&class_index)? {
+            &Slot::Category(c, k) => {
+                let category = &self.categories[c];
+                Some((&category.classes[k], category))
+            }
+            Slot::NotProduct(..) => None,
+        }
     }
 
-    /// How many class indices are mapped.
+    /// How many class indices map to a product category.
     pub fn class_count(&self) -> usize {
-        self.by_class.len()
+        self.categories.iter().map(|c| c.classes.len()).sum()
     }
+}
+
+/// Adds one category's or group's classes to the index: ids are unique across both kinds, every
+/// index is in range and no class has two owners.
+fn register<'d>(
+    id: &'d str,
+    classes: &[KnownClass],
+    slot: impl Fn(usize) -> Slot,
+    ids: &mut HashSet<&'d str>,
+    owners: &mut HashMap<u32, (&'d str, Slot)>,
+) -> Result<(), KnowledgeError> {
+    if !ids.insert(id) {
+        return Err(KnowledgeError::DuplicateCategory(id.to_owned()));
+    }
+    for (position, class) in classes.iter().enumerate() {
+        if class.index >= CLASS_COUNT {
+            return Err(KnowledgeError::IndexOutOfRange {
+                category: id.to_owned(),
+                index: class.index,
+            });
+        }
+        if let Some((first, _)) = owners.insert(class.index, (id, slot(position))) {
+            return Err(KnowledgeError::DuplicateClass {
+                index: class.index,
+                first: first.to_owned(),
+                second: id.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn validate_not_product(group: &NotProduct) -> Result<(), KnowledgeError> {
+    let problem = |problem: &str| KnowledgeError::InvalidCategory {
+        category: group.id.clone(),
+        problem: problem.to_owned(),
+    };
+    let blank = |text: &str| text.trim().is_empty();
+    if !valid_id(&group.id) {
+        return Err(problem(
+            "id must be non-empty lowercase ASCII letters, digits and '-'",
+        ));
+    }
+    if blank(&group.name) || blank(&group.reason) || blank(&group.explanation) {
+        return Err(problem("name, reason and explanation must not be empty"));
+    }
+    if group.classes.is_empty() || group.classes.iter().any(|c| blank(&c.label)) {
+        return Err(problem("lists no classes, or a class with an empty label"));
+    }
+    Ok(())
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn validate_category(category: &Category) -> Result<(), KnowledgeError> {
@@ -177,12 +351,7 @@ fn validate_category(category: &Category) -> Result<(), KnowledgeError> {
         category: category.id.clone(),
         problem: problem.to_owned(),
     };
-    let id_ok = !category.id.is_empty()
-        && category
-            .id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !id_ok {
+    if !valid_id(&category.id) {
         return Err(problem(
             "id must be non-empty lowercase ASCII letters, digits and '-'",
         ));
@@ -224,7 +393,18 @@ mod tests {
     use super::*;
 
     fn document(categories: &str) -> String {
-        format!(r#"{{"version":1,"categories":[{categories}]}}"#)
+        document_with(categories, "")
+    }
+
+    fn document_with(categories: &str, not_products: &str) -> String {
+        format!(r#"{{"version":2,"categories":[{categories}],"not_products":[{not_products}]}}"#)
+    }
+
+    fn group(id: &str, classes: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","name":"G","reason":"an animal","explanation":"ask a vet",
+               "classes":[{classes}]}}"#
+        )
     }
 
     fn category(id: &str, classes: &str) -> String {
@@ -240,6 +420,64 @@ mod tests {
     fn bundled_knowledge_base_is_valid() {
         let kb = KnowledgeBase::bundled().expect("bundled knowledge base must validate");
         assert!(kb.class_count() >= 150, "only {} classes", kb.class_count());
+        assert_eq!(kb.unaccounted(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_document_that_leaves_classes_out_is_not_complete() {
+        let json = document_with(
+            &category("bottles", r#"{"index":440,"label":"beer bottle"}"#),
+            &group("animals", r#"{"index":281,"label":"tabby cat"}"#),
+        );
+        let kb = KnowledgeBase::parse(&json).expect("valid, if partial");
+        assert_eq!(kb.unaccounted().len(), 998);
+        let err = KnowledgeBase::parse_complete(&json).expect_err("incomplete");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("998 of 1000 classes are in no category")
+                && message.contains("0, 1, 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn not_product_groups_look_up_and_never_share_a_class() {
+        let json = document_with(
+            &category("bottles", r#"{"index":440,"label":"beer bottle"}"#),
+            &group("animals", r#"{"index":281,"label":"tabby cat"}"#),
+        );
+        let kb = KnowledgeBase::parse(&json).expect("valid");
+        assert!(matches!(kb.entry(281), Some(Entry::NotProduct(g)) if g.reason == "an animal"));
+        assert!(matches!(kb.entry(440), Some(Entry::Category(c)) if c.id == "bottles"));
+        assert!(kb.category_of(281).is_none() && kb.class(281).is_none());
+
+        let shared = document_with(
+            &category("bottles", r#"{"index":440,"label":"beer bottle"}"#),
+            &group("animals", r#"{"index":440,"label":"beer bottle"}"#),
+        );
+        let err = KnowledgeBase::parse(&shared).expect_err("one class, two owners");
+        assert!(
+            matches!(err, KnowledgeError::DuplicateClass { index: 440, .. }),
+            "{err}"
+        );
+
+        let same_id = document_with(
+            &category("animals", r#"{"index":440,"label":"beer bottle"}"#),
+            &group("animals", r#"{"index":281,"label":"tabby cat"}"#),
+        );
+        assert!(matches!(
+            KnowledgeBase::parse(&same_id),
+            Err(KnowledgeError::DuplicateCategory(_))
+        ));
+        let no_reason = group("animals", r#"{"index":281,"label":"tabby cat"}"#)
+            .replace(r#""reason":"an animal""#, r#""reason":" ""#);
+        assert!(
+            KnowledgeBase::parse(&document_with(
+                &category("b", r#"{"index":1,"label":"x"}"#),
+                &no_reason
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -295,10 +533,10 @@ mod tests {
             KnowledgeBase::parse(&document(&typo)),
             Err(KnowledgeError::Parse(_))
         ));
-        let v2 = r#"{"version":2,"categories":[]}"#;
+        let v1 = r#"{"version":1,"categories":[],"not_products":[]}"#;
         assert!(matches!(
-            KnowledgeBase::parse(v2),
-            Err(KnowledgeError::UnsupportedVersion { found: 2 })
+            KnowledgeBase::parse(v1),
+            Err(KnowledgeError::UnsupportedVersion { found: 1 })
         ));
         assert!(matches!(
             KnowledgeBase::parse(&document("")),

@@ -1,4 +1,5 @@
 //! Stable (`top1`) and canary (`category-aggregate`) decisions on crafted prediction lists.
+//! (The recorded outputs of the fixture photos are in `photos.rs`.)
 
 use std::sync::Arc;
 
@@ -38,16 +39,201 @@ fn spread_over_bottles() -> Vec<Prediction> {
 }
 
 #[test]
-fn stable_is_not_sure_when_no_single_class_is_convincing() {
+fn stable_falls_back_to_a_category_that_holds_the_majority() {
     let a = assessor(Strategy::Top1).assess(&spread_over_bottles());
-    assert!(!a.known);
+    assert!(a.known, "{a:?}");
     assert_eq!(a.strategy, Strategy::Top1);
+    assert_eq!(category(&a), Some("drink-bottles"));
+    assert!((a.confidence - 0.75).abs() < 1e-9, "{}", a.confidence);
+    assert_eq!(a.contributing.len(), 3);
+}
+
+/// Eight classes; the two bottles are the plurality (0.40) but not a majority of the mass.
+fn bottles_as_a_plurality() -> Vec<Prediction> {
+    vec![
+        p("beer bottle", 440, 0.20),
+        p("wine bottle", 907, 0.20),
+        p("tabby cat", 281, 0.12),
+        p("coffee mug", 504, 0.12),
+        p("banana", 954, 0.12),
+        p("sneaker", 770, 0.10),
+        p("mountain", 970, 0.08),
+        p("teapot", 849, 0.06),
+    ]
+}
+
+#[test]
+fn stable_is_not_sure_without_a_confident_class_or_a_majority() {
+    let a = assessor(Strategy::Top1).assess(&bottles_as_a_plurality());
+    assert!(!a.known);
     assert_eq!(a.uncertainty, Some(Uncertainty::LowConfidence));
     assert_eq!(category(&a), None);
     assert_eq!(a.recyclable, None);
     assert!(a.tips.is_empty());
-    assert!((a.confidence - 0.30).abs() < 1e-9);
+    assert!((a.confidence - 0.20).abs() < 1e-9);
     assert!(a.summary.contains("beer bottle"), "{}", a.summary);
+
+    let canary = assessor(Strategy::CategoryAggregate).assess(&bottles_as_a_plurality());
+    assert_eq!(category(&canary), Some("drink-bottles"), "{canary:?}");
+    assert!((canary.confidence - 0.40).abs() < 1e-9);
+}
+
+#[test]
+fn a_confident_top_class_decides_for_stable_but_not_for_canary() {
+    let desk_or_computer = [
+        p("desk", 526, 0.40),
+        p("desktop computer", 527, 0.30),
+        p("computer keyboard", 508, 0.20),
+        p("monitor", 664, 0.05),
+    ];
+    let stable = assessor(Strategy::Top1).assess(&desk_or_computer);
+    assert_eq!(category(&stable), Some("furniture"));
+    assert_eq!(stable.contributing.len(), 1);
+    let canary = assessor(Strategy::CategoryAggregate).assess(&desk_or_computer);
+    assert_eq!(category(&canary), Some("computers"));
+    assert!((canary.confidence - 0.50).abs() < 1e-9);
+}
+
+/// What a synthetic top-k must become, for both strategies.
+enum Expect {
+    Category(&'static str),
+    NotAProduct(&'static str),
+}
+
+#[test]
+fn household_waste_gets_the_right_guidance_for_both_strategies() {
+    use Expect::{Category, NotAProduct};
+    let cases: &[(&str, Vec<Prediction>, Expect)] = &[
+        (
+            "a pile of vegetables",
+            vec![
+                p("broccoli", 937, 0.41),
+                p("cauliflower", 938, 0.22),
+                p("cabbage", 936, 0.12),
+                p("cucumber", 943, 0.05),
+            ],
+            Category("fresh-produce"),
+        ),
+        (
+            "mushrooms",
+            vec![
+                p("bolete", 997, 0.30),
+                p("agaric", 992, 0.25),
+                p("mushroom", 947, 0.20),
+            ],
+            Category("fresh-produce"),
+        ),
+        (
+            "food scraps on a plate",
+            vec![
+                p("plate", 923, 0.45),
+                p("hot pot", 926, 0.20),
+                p("carbonara", 959, 0.10),
+            ],
+            Category("prepared-food"),
+        ),
+        (
+            "a snack wrapper",
+            vec![
+                p("product packet / packaging", 692, 0.52),
+                p("plastic bag", 728, 0.10),
+                p("cardboard box / carton", 478, 0.08),
+            ],
+            Category("plastic-film"),
+        ),
+        (
+            "a carrier bag",
+            vec![p("plastic bag", 728, 0.88), p("purse", 748, 0.03)],
+            Category("plastic-film"),
+        ),
+        (
+            "a refrigerator",
+            vec![
+                p("refrigerator", 760, 0.62),
+                p("medicine cabinet", 648, 0.11),
+                p("washing machine", 897, 0.06),
+            ],
+            Category("large-appliances"),
+        ),
+        (
+            "a light switch",
+            vec![p("electrical switch", 844, 0.71), p("modem", 662, 0.04)],
+            Category("small-electronics"),
+        ),
+        (
+            "a bale of hay",
+            vec![p("hay", 958, 0.80)],
+            Category("garden-waste"),
+        ),
+        (
+            "an old radiator",
+            vec![p("radiator", 753, 0.55), p("space heater", 811, 0.20)],
+            Category("building-materials"),
+        ),
+        (
+            "a person",
+            vec![
+                p("bridegroom", 982, 0.48),
+                p("suit", 834, 0.20),
+                p("bow tie", 457, 0.08),
+            ],
+            NotAProduct("people"),
+        ),
+        (
+            "a dog",
+            vec![p("Golden Retriever", 207, 0.91)],
+            NotAProduct("animals"),
+        ),
+        (
+            "a car",
+            vec![
+                p("sports car", 817, 0.52),
+                p("convertible", 511, 0.30),
+                p("car wheel", 479, 0.05),
+            ],
+            NotAProduct("vehicles"),
+        ),
+        (
+            "a rifle",
+            vec![p("rifle", 764, 0.66), p("assault rifle", 413, 0.20)],
+            NotAProduct("weapons-and-armour"),
+        ),
+    ];
+    for strategy in [Strategy::Top1, Strategy::CategoryAggregate] {
+        let assessor = assessor(strategy);
+        for (photo, predictions, expect) in cases {
+            let a = assessor.assess(predictions);
+            match expect {
+                Category(id) => {
+                    assert!(a.known, "{strategy}, {photo}: {a:?}");
+                    assert_eq!(category(&a), Some(*id), "{strategy}, {photo}");
+                    assert!(a.not_a_product.is_none());
+                }
+                NotAProduct(id) => {
+                    assert!(!a.known, "{strategy}, {photo}: {a:?}");
+                    assert_eq!(
+                        a.uncertainty,
+                        Some(Uncertainty::NotAProduct),
+                        "{strategy}, {photo}"
+                    );
+                    let group = a
+                        .not_a_product
+                        .as_ref()
+                        .expect("the group that explains it");
+                    assert_eq!(group.id, *id, "{strategy}, {photo}");
+                    assert!(a.summary.contains(&group.reason), "{}", a.summary);
+                    assert!(!a.disposal.contains("won't guess"), "{}", a.disposal);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plastic_film_is_never_called_recyclable() {
+    let a = assessor(Strategy::Top1).assess(&[p("product packet / packaging", 692, 0.9)]);
+    assert_eq!(a.recyclable, Some(false));
+    assert!(a.disposal.contains("kerbside"), "{}", a.disposal);
 }
 
 #[test]
@@ -107,6 +293,8 @@ fn animals_are_not_products_for_either_strategy() {
         assert!(!a.known, "{strategy}: {a:?}");
         assert_eq!(a.uncertainty, Some(Uncertainty::NotAProduct), "{strategy}");
         assert!(a.summary.contains("tabby cat"), "{}", a.summary);
+        assert!(a.summary.contains("an animal"), "{}", a.summary);
+        assert!(a.disposal.contains("vet"), "{}", a.disposal);
         assert!(a.contributing.is_empty());
     }
 }

@@ -41,6 +41,17 @@ async fn categories_list_the_whole_knowledge_base() {
             .as_array()
             .is_some_and(|c| c.iter().any(|x| x["label"] == "beer bottle"))
     );
+    let groups = body["not_products"].as_array().expect("not_products array");
+    let grouped: usize = groups
+        .iter()
+        .map(|g| g["classes"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(classes + grouped, 1000, "every class is listed once");
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["id"] == "animals" && g["reason"] == "an animal")
+    );
     assert_eq!(body["served_by"][0], "backend/stable");
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use backend::knowledge::{CLASS_COUNT, KnowledgeBase, TipKind};
+use backend::knowledge::{CLASS_COUNT, Entry, KnowledgeBase, TipKind};
 
 fn labels_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/model/labels.txt")
@@ -18,19 +18,17 @@ fn model_labels() -> Vec<String> {
 /// Every mapped class whose label differs from the model's label at its index.
 fn label_mismatches(kb: &KnowledgeBase, labels: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    for category in kb.categories() {
-        for class in &category.classes {
-            match labels.get(class.index as usize) {
-                Some(label) if *label == class.label => {}
-                Some(label) => problems.push(format!(
-                    "{}: class {} is {:?} in labels.txt but {:?} in the knowledge base",
-                    category.id, class.index, label, class.label
-                )),
-                None => problems.push(format!(
-                    "{}: class {} does not exist in labels.txt",
-                    category.id, class.index
-                )),
-            }
+    for (owner, class) in kb.classes() {
+        match labels.get(class.index as usize) {
+            Some(label) if *label == class.label => {}
+            Some(label) => problems.push(format!(
+                "{owner}: class {} is {label:?} in labels.txt but {:?} in the knowledge base",
+                class.index, class.label
+            )),
+            None => problems.push(format!(
+                "{owner}: class {} does not exist in labels.txt",
+                class.index
+            )),
         }
     }
     problems
@@ -87,7 +85,11 @@ fn everyday_items_land_in_the_expected_categories() {
         (907, "drink-bottles"),            // wine bottle
         (737, "drink-bottles"),            // soda bottle
         (720, "pill-bottles"),             // pill bottle
-        (728, "plastic-bags"),             // plastic bag
+        (728, "plastic-film"),             // plastic bag
+        (692, "plastic-film"),             // packet (snack wrappers)
+        (997, "fresh-produce"),            // bolete
+        (958, "garden-waste"),             // hay
+        (844, "small-electronics"),        // electrical switch
         (478, "cardboard-packaging"),      // carton
         (620, "computers"),                // laptop
         (487, "phones-and-handhelds"),     // mobile phone
@@ -107,13 +109,37 @@ fn everyday_items_land_in_the_expected_categories() {
         let found = kb.category_of(index).map(|c| c.id.as_str());
         assert_eq!(found, Some(category), "class {index}");
     }
-    // Animals, people and landscapes are not products.
-    for index in [1, 207, 281, 970, 981] {
+    // Animals, people, landscapes and cars are not products, and say so.
+    for (index, group) in [
+        (1, "animals"),
+        (207, "animals"),
+        (281, "animals"),
+        (970, "landscapes"),
+        (981, "people"),
+        (817, "vehicles"),
+    ] {
         assert!(
             kb.category_of(index).is_none(),
-            "class {index} should not be mapped"
+            "class {index} is a product"
+        );
+        assert!(
+            matches!(kb.entry(index), Some(Entry::NotProduct(g)) if g.id == group),
+            "class {index} should be in {group}"
         );
     }
+}
+
+#[test]
+fn every_class_the_model_can_say_is_accounted_for() {
+    let kb = KnowledgeBase::bundled().expect("knowledge base validates");
+    assert_eq!(kb.classes().count(), CLASS_COUNT as usize);
+    assert_eq!(kb.unaccounted(), Vec::<u32>::new());
+    // The same check on the bundled document with one class taken out must fail, naming it.
+    let bundled = include_str!("../../data/knowledge.json");
+    let without_hay = bundled.replace(r#"{ "index": 958, "label": "hay" },"#, "");
+    assert_ne!(without_hay, bundled, "the fixture edit must apply");
+    let err = KnowledgeBase::parse_complete(&without_hay).expect_err("hay is unaccounted");
+    assert!(err.to_string().contains("958"), "{err}");
 }
 
 #[test]

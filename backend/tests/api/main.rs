@@ -5,3 +5,4 @@ mod assessment;
 mod categories;
 mod helpers;
 mod knowledge;
+mod photos;
