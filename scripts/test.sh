@@ -12,6 +12,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 VENV="$ROOT/.venv"
+# Where cargo puts the binaries the lab steps run (CARGO_TARGET_DIR is honoured).
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 passed=0
 failed=0
 failures=()
@@ -75,7 +77,7 @@ mesh_check_rendered() {
     local ok=0
     for rendered in target/mesh-rendered/*.yaml; do
         echo "mesh check $rendered"
-        target/debug/mesh check "$rendered" || ok=1
+        "$BIN/mesh" check "$rendered" || ok=1
     done
     return $ok
 }
@@ -92,7 +94,7 @@ trap stop_lab EXIT
 
 start_lab() {
     local out=target/lab-test.out
-    RUST_LOG=warn target/debug/lab --listen 127.0.0.1:0 >"$out" 2>&1 &
+    RUST_LOG=warn "$BIN/lab" --listen 127.0.0.1:0 >"$out" 2>&1 &
     LAB_PID=$!
     for _ in $(seq 1 300); do
         LAB_URL=$(sed -n 's/^3RVision lab is up: open //p' "$out")
@@ -129,7 +131,7 @@ shellcheck_scripts() {
 }
 
 mesh_demo() {
-    target/debug/mesh demo --url "$LAB_URL" --requests 200 \
+    "$BIN/mesh" demo --url "$LAB_URL" --requests 200 \
         --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/rendered/90-10.yaml
 }
 

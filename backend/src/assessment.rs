@@ -75,8 +75,8 @@ pub struct MinConfidence(f64);
 
 impl MinConfidence {
     /// Calibrated on the fixture photos' recorded top-5 for both models (backend/tests/api/photos.rs
-    /// sweeps it): every photo gets its expected answer from 0.20 to 0.45 for both strategies; 0.35
-    /// sits inside that range with margin on both sides.
+    /// sweeps it): every photo gets its expected answer from both strategies for thresholds 0.27 to
+    /// 0.41; 0.35 sits inside that range with margin on both sides.
     pub const DEFAULT: MinConfidence = MinConfidence(0.35);
 
     pub fn parse(value: f64) -> Result<Self, InvalidConfidence> {

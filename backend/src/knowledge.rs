@@ -147,11 +147,11 @@ struct Document {
     not_products: Vec<NotProduct>,
 }
 
-/// Where a class index points: a category or a not-a-product group, and the class's position there.
+/// Where a class index points: a category and the class's position in it, or a not-a-product group.
 #[derive(Debug, Clone, Copy)]
 enum Slot {
     Category(usize, usize),
-    NotProduct(usize, usize),
+    NotProduct(usize),
 }
 
 /// A validated knowledge base with a class-index lookup.
@@ -212,7 +212,7 @@ impl KnowledgeBase {
             register(
                 &group.id,
                 &group.classes,
-                |k| Slot::NotProduct(at, k),
+                |_| Slot::NotProduct(at),
                 &mut ids,
                 &mut owners,
             )?;
@@ -236,7 +236,7 @@ impl KnowledgeBase {
     pub fn entry(&self, class_index: u32) -> Option<Entry<'_>> {
         self.by_class.get(&class_index).map(|slot| match *slot {
             Slot::Category(c, _) => Entry::Category(&self.categories[c]),
-            Slot::NotProduct(g, _) => Entry::NotProduct(&self.not_products[g]),
+            Slot::NotProduct(g) => Entry::NotProduct(&self.not_products[g]),
         })
     }
 

@@ -142,8 +142,10 @@ mod tests {
     const BOUNDARY: &str = "XyZ";
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
 
-    /// A form of `(name, file name, content type, bytes)` parts.
-    async fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Multipart {
+    /// One form part: name, file name, content type, bytes.
+    type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+    async fn form(parts: &[Part<'_>]) -> Multipart {
         let mut body = Vec::new();
         for (name, file_name, content_type, bytes) in parts {
             body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());

@@ -35,10 +35,18 @@ fn expected_answer(file: &str) -> Answer {
     }
 }
 
-/// (photo file, model, top-5) for every photo and model in the fixture file.
+const RECORDINGS: [&str; 2] = [
+    "../ml/tests/fixtures/photos/expected.json",
+    "tests/fixtures/household/expected.json",
+];
+
+/// (photo file, model, top-5) for every photo and model in both fixture files.
 fn recorded_outputs() -> Vec<(String, String, Vec<Prediction>)> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ml/tests/fixtures/photos/expected.json");
+    RECORDINGS.iter().flat_map(|file| recorded(file)).collect()
+}
+
+fn recorded(relative: &str) -> Vec<(String, String, Vec<Prediction>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let document: serde_json::Value = serde_json::from_str(&text).expect("expected.json is JSON");
@@ -107,6 +115,12 @@ fn the_default_threshold_sits_inside_the_calibrated_range_with_margin() {
     let (Some(low), Some(high)) = (low, high) else {
         panic!("no threshold gets every fixture photo right");
     };
+    let steps = ((high - low) * 100.0).round() as usize + 1;
+    assert_eq!(
+        good.len(),
+        steps,
+        "the good thresholds are one interval: {good:?}"
+    );
     assert!(
         low + 0.05 <= default && default + 0.05 <= high,
         "default {default} is not inside {low}..={high} with a 0.05 margin"
