@@ -33,7 +33,7 @@ pub trait MeshService: Sized {
 /// `fn from_env(&Env) -> Result<Self, ConfigError>` and a `mesh: MeshConfig` field; `build` names
 /// an `async fn(&Config, &Mesh) -> BuildResult`.
 ///
-/// ```ignore
+/// ```text
 /// mesh::mesh_service!(Config, name = "backend", build = crate::build);
 /// ```
 #[macro_export]

@@ -89,6 +89,13 @@ pub enum UploadError {
     Empty,
 }
 
+/// A part's `Content-Type` as a media type; `None` unless it parses and names both a type and a
+/// subtype (`mime` alone accepts `image/`).
+fn media_type(raw: &str) -> Option<mime::Mime> {
+    let parsed: mime::Mime = raw.parse().ok()?;
+    (!parsed.type_().as_str().is_empty() && !parsed.subtype().as_str().is_empty()).then_some(parsed)
+}
+
 /// Reads the first [`IMAGE_FIELD`] of the form, skipping other fields, refusing it as soon as it
 /// grows past `limit` bytes.
 pub async fn read_image(
@@ -110,7 +117,7 @@ pub async fn read_image(
             .file_name()
             .map(|name| name.chars().take(MAX_FILE_NAME_CHARS).collect::<String>())
             .filter(|name| !name.trim().is_empty());
-        let declared_type = field.content_type().and_then(|raw| raw.parse().ok());
+        let declared_type = field.content_type().and_then(media_type);
         let mut image = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
             if image.len() + chunk.len() > limit {
@@ -252,7 +259,7 @@ mod tests {
         let declares = |raw: &str| {
             ImageUpload {
                 file_name: None,
-                declared_type: raw.parse().ok(),
+                declared_type: media_type(raw),
                 bytes: Bytes::from_static(JPEG),
             }
             .declares_an_image()
