@@ -37,9 +37,10 @@ docker_install() {
             DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
             return 1
     fi
-    # Debian's prometheus package starts a daemon on 9090; the stack's Prometheus needs that port.
-    if command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then
-        "${sudo[@]}" systemctl stop prometheus
+    # Debian's prometheus package may start its own daemon on 9090 (where the init system lets
+    # it); the stack's Prometheus needs that port.
+    if command -v service >/dev/null && service prometheus status >/dev/null 2>&1; then
+        "${sudo[@]}" service prometheus stop
     fi
     local plugin
     plugin=$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')
