@@ -92,7 +92,9 @@ docker_hadolint() {
 
 docker_compose_config() {
     mkdir -p "$DOCKER_LOG_DIR"
-    compose config --quiet && echo "$COMPOSE_FILE: valid" &&
+    # yamllint with the repository's rules (tests/mesh/check.sh proves it rejects its broken fixture).
+    "$VENV/bin/yamllint" -c .yamllint -s docker/ && echo "yamllint docker/: clean" &&
+        compose config --quiet && echo "$COMPOSE_FILE: valid" &&
         expect_failure "compose config on tests/docker/fixtures/broken-compose.yaml" \
             "$DOCKER" compose -f tests/docker/fixtures/broken-compose.yaml config --quiet
 }
@@ -225,7 +227,7 @@ docker_stage() {
     run "docker: install docker.io, promtool; compose plugin" docker_install
     run "docker: start dockerd (overlay2)" docker_start_engine
     run "docker: hadolint (warning level)" docker_hadolint
-    run "docker: compose config" docker_compose_config
+    run "docker: yamllint docker/, compose config" docker_compose_config
     run "docker: envoy renderings current (mesh envoy --check)" docker_envoy_current
     run "docker: envoy --mode validate" docker_envoy_validate
     run "docker: promtool check config" docker_promtool
