@@ -16,7 +16,7 @@ mkdir -p docker/envoy
 status=0
 for rendered in mesh/deploy/rendered/*.yaml; do
     step=$(basename "$rendered" .yaml)
-    "$MESH" envoy --config "$rendered" --out "docker/envoy/$step.yaml" "${check[@]}" || status=1
+    "$MESH" envoy --config "$rendered" --otlp jaeger:4318 --out "docker/envoy/$step.yaml" "${check[@]}" || status=1
     [ ${#check[@]} -gt 0 ] || echo "docker/envoy/$step.yaml"
 done
 exit $status

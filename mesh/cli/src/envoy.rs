@@ -22,11 +22,25 @@ pub struct EnvoyArgs {
     /// Port of the edge listener (the Gateway-bound VirtualService).
     #[arg(long, default_value_t = EnvoyOptions::default().edge_port)]
     pub edge_port: u16,
+    /// Envoy sends its own spans over OTLP/HTTP to this `host:port` (e.g. `jaeger:4318`).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub otlp: Option<(String, u16)>,
+}
+
+fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => port
+            .parse::<u16>()
+            .map(|port| (host.to_owned(), port))
+            .map_err(|_| format!("`{port}` is not a port")),
+        _ => Err(format!("`{text}` is not host:port")),
+    }
 }
 
 pub fn envoy(args: &EnvoyArgs) -> ExitCode {
     let options = EnvoyOptions {
         edge_port: args.edge_port,
+        otlp: args.otlp.clone(),
         ..EnvoyOptions::default()
     };
     let rendered = load_input(&args.config)

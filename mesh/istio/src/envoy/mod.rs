@@ -36,6 +36,10 @@ pub struct EnvoyOptions {
     pub admin_port: u16,
     /// How often clusters re-resolve their compose service names, in milliseconds.
     pub dns_refresh_ms: u64,
+    /// Where Envoy sends its own spans (OTLP/HTTP `host:port`; `/v1/traces` is appended), so a
+    /// trace shows every hop's proxy between the services' spans. `None`: Envoy emits no spans and
+    /// passes the trace headers through unchanged.
+    pub otlp: Option<(String, u16)>,
 }
 
 impl Default for EnvoyOptions {
@@ -44,6 +48,7 @@ impl Default for EnvoyOptions {
             edge_port: 10080,
             admin_port: 9901,
             dns_refresh_ms: 2000,
+            otlp: None,
         }
     }
 }
@@ -144,7 +149,7 @@ pub fn render(resources: &[Resource], options: &EnvoyOptions) -> Result<EnvoyCon
     let mut not_rendered = Vec::new();
     for bound in &gateway_bound {
         let routes = route::virtual_host(bound, &mut clusters)?;
-        listeners.push(listener("edge", options.edge_port, routes));
+        listeners.push(listener("edge", options.edge_port, routes, options));
     }
     let mut taken = BTreeMap::new();
     for bound in &mesh_bound {
@@ -168,16 +173,34 @@ pub fn render(resources: &[Resource], options: &EnvoyOptions) -> Result<EnvoyCon
             )));
         }
         let routes = route::virtual_host(bound, &mut clusters)?;
-        listeners.push(listener(cluster::service_name(&fqdn), port, routes));
+        listeners.push(listener(
+            cluster::service_name(&fqdn),
+            port,
+            routes,
+            options,
+        ));
     }
     not_rendered.extend(clusters.not_rendered());
+    let mut all_clusters = clusters.into_values();
+    if let Some((host, port)) = &options.otlp {
+        all_clusters.push(json!({
+            "name": OTLP_CLUSTER,
+            "type": "STRICT_DNS",
+            "dns_lookup_family": "V4_ONLY",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": OTLP_CLUSTER,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(host, *port)}}]}],
+            },
+        }));
+    }
     let bootstrap = json!({
         "admin": {
             "address": socket_address("0.0.0.0", options.admin_port),
         },
         "static_resources": {
             "listeners": listeners,
-            "clusters": clusters.into_values(),
+            "clusters": all_clusters,
         },
     });
     Ok(EnvoyConfig {
@@ -190,9 +213,12 @@ fn socket_address(address: &str, port: u16) -> Value {
     json!({"socket_address": {"address": address, "port_value": port}})
 }
 
+/// The cluster Envoy's own spans go to.
+const OTLP_CLUSTER: &str = "otlp";
+
 /// An HTTP listener with one catch-all virtual host; requests and responses stream through.
-fn listener(name: &str, port: u16, virtual_host: Value) -> Value {
-    json!({
+fn listener(name: &str, port: u16, virtual_host: Value, options: &EnvoyOptions) -> Value {
+    let mut listener = json!({
         "name": name,
         "address": socket_address("0.0.0.0", port),
         "filter_chains": [{
@@ -215,7 +241,26 @@ fn listener(name: &str, port: u16, virtual_host: Value) -> Value {
                 },
             }],
         }],
-    })
+    });
+    if let Some((host, port)) = &options.otlp {
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["tracing"] = json!({
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                    "http_service": {
+                        "http_uri": {
+                            "uri": format!("http://{host}:{port}/v1/traces"),
+                            "cluster": OTLP_CLUSTER,
+                            "timeout": "1s",
+                        },
+                    },
+                    "service_name": "envoy",
+                },
+            },
+        });
+    }
+    listener
 }
 
 #[cfg(test)]

@@ -162,3 +162,26 @@ spec:
     assert!(message.contains("VirtualService ml/ml"), "{message}");
     assert!(message.contains("sourceLabels"), "{message}");
 }
+
+#[test]
+fn envoy_spans_go_to_the_otlp_endpoint_when_asked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let resources = load_path(&root.join("mesh/deploy/rendered/90-10.yaml")).expect("load");
+    let options = EnvoyOptions {
+        otlp: Some(("jaeger".to_owned(), 4318)),
+        ..EnvoyOptions::default()
+    };
+    let config = render(&resources, &options).expect("render");
+    let hcm = &listener(&config, "ml")["filter_chains"][0]["filters"][0]["typed_config"];
+    let otel = &hcm["tracing"]["provider"]["typed_config"];
+    assert_eq!(
+        otel["http_service"]["http_uri"]["uri"],
+        "http://jaeger:4318/v1/traces"
+    );
+    assert_eq!(otel["service_name"], "envoy");
+    let untraced = render_file("mesh/deploy/rendered/90-10.yaml");
+    assert!(
+        listener(&untraced, "ml")["filter_chains"][0]["filters"][0]["typed_config"]["tracing"]
+            .is_null()
+    );
+}
