@@ -19,6 +19,12 @@ failed=0
 failures=()
 
 step() { printf '\n==> %s\n' "$*"; }
+# run_ok NAME COMMAND...: like run, and answers whether the step passed.
+run_ok() {
+    local before=$failed
+    run "$@"
+    [ "$failed" -eq "$before" ]
+}
 run() { # run NAME COMMAND...: one counted step
     local name=$1
     shift
@@ -90,7 +96,7 @@ stop_lab() {
     wait "$LAB_PID" 2>/dev/null
     LAB_PID=""
 }
-trap stop_lab EXIT
+trap 'stop_lab; docker_cleanup' EXIT
 
 start_lab() {
     local out=target/lab-test.out
@@ -135,22 +141,30 @@ mesh_demo() {
         --image ml/tests/fixtures/photos/coffee.jpg --config mesh/deploy/rendered/90-10.yaml
 }
 
+# TEST_STAGES=docker runs only the setup and the docker compose stage (for working on docker/).
+STAGES=${TEST_STAGES:-all}
+# shellcheck source=tests/docker/stage.sh
+. tests/docker/stage.sh
+
 run "setup: rust toolchain" ensure_rust_toolchain
-run "setup: debian packages (chromium, chromium-driver)" install_debian_packages
 run "setup: python tools (.venv)" install_python_tools
-run "shellcheck (every tracked shell script)" shellcheck_scripts
-run "cargo fmt --check" cargo fmt --all --check
-run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
-run "cargo test" cargo test --workspace --locked
-run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
-run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
-run "local lab: start" start_lab
-if [ -n "$LAB_PID" ]; then
-    run "local lab: a real browser uploads a photo" browser_upload
-    run "local lab: the browser check fails on a wrong expectation" browser_rejects_a_wrong_answer
-    run "local lab: mesh demo (canary split per hop)" mesh_demo
+if [ "$STAGES" = all ]; then
+    run "setup: debian packages (chromium, chromium-driver)" install_debian_packages
+    run "shellcheck (every tracked shell script)" shellcheck_scripts
+    run "cargo fmt --check" cargo fmt --all --check
+    run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+    run "cargo test" cargo test --workspace --locked
+    run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
+    run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
+    run "local lab: start" start_lab
+    if [ -n "$LAB_PID" ]; then
+        run "local lab: a real browser uploads a photo" browser_upload
+        run "local lab: the browser check fails on a wrong expectation" browser_rejects_a_wrong_answer
+        run "local lab: mesh demo (canary split per hop)" mesh_demo
+    fi
+    stop_lab
 fi
-stop_lab
+docker_stage
 
 echo
 [ ${#failures[@]} -eq 0 ] || printf 'failed step: %s\n' "${failures[@]}"

@@ -11,7 +11,8 @@
 //! - [`RequestContext`] (an extractor) and [`MeshClient`] carry the propagated headers onto every
 //!   outgoing request;
 //! - [`Server`] serves with a graceful stop; [`telemetry`] installs logs and spans; [`config`] reads the
-//!   environment once; [`run`] is a service binary's whole `main`, for any [`MeshService`].
+//!   environment once; [`run`] is a service binary's whole `main`, for any [`MeshService`] (and,
+//!   as `<binary> healthcheck`, its own readiness probe for images without a shell).
 //!
 //! Kubernetes and Istio configuration code lives in the separate `mesh-istio` crate, so services do
 //! not compile it.
@@ -22,6 +23,7 @@ pub mod config;
 mod edge;
 pub mod error;
 mod health;
+pub mod healthcheck;
 mod identity;
 mod metrics;
 mod propagation;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use tracing::instrument::WithSubscriber as _;
 
 use crate::config::{ConfigError, Env, MeshConfig};
+use crate::healthcheck::{HEALTHCHECK_ARG, PROBE_TIMEOUT, probe_ready};
 use crate::telemetry::{ExportStats, ScopedTelemetry};
 use crate::{Mesh, Server, StopPolicy, shutdown_signal, telemetry};
 
@@ -65,6 +66,9 @@ macro_rules! mesh_service {
 
 /// Everything a service's `main` does. Exit codes: 0 after a clean stop, 2 for bad configuration,
 /// 1 for a failure while starting or serving.
+///
+/// Called as `<binary> healthcheck`, it instead probes the already running replica's `/readyz` on
+/// the configured `PORT` (see [`crate::healthcheck`]): 0 when ready, 1 when not or unreachable.
 pub async fn run<S: MeshService>() -> ExitCode {
     let config = match S::from_env(&Env::from_process()) {
         Ok(config) => config,
@@ -73,6 +77,21 @@ pub async fn run<S: MeshService>() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut args = std::env::args_os().skip(1);
+    match (args.next(), args.next()) {
+        (None, _) => {}
+        (Some(arg), None) if arg == HEALTHCHECK_ARG => {
+            return healthcheck::<S>(config.mesh_config().port).await;
+        }
+        (Some(arg), _) => {
+            eprintln!(
+                "{}: unexpected argument {arg:?}; usage: {} [{HEALTHCHECK_ARG}]",
+                S::NAME,
+                S::NAME
+            );
+            return ExitCode::from(2);
+        }
+    }
     let mesh_config = config.mesh_config();
     let guard = match telemetry::init(
         &mesh_config.telemetry,
@@ -91,6 +110,16 @@ pub async fn run<S: MeshService>() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{}: {error:#}", S::NAME);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck<S: MeshService>(port: u16) -> ExitCode {
+    match probe_ready(port, PROBE_TIMEOUT).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}: not ready: {error}", S::NAME);
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,4 @@
-//! The `mesh` command line: `check`, `route` and `demo`.
+//! The `mesh` command line: `check`, `route`, `demo` and `envoy`.
 //!
 //! Exit codes: 0 success / PASS, 1 findings with errors / no route / FAIL, 2 unusable input.
 
@@ -39,6 +39,9 @@ pub enum Command {
     Route(RouteArgs),
     /// Send real requests through the frontend and compare version shares with the config.
     Demo(DemoArgs),
+    /// Render the docker compose lab's Envoy bootstrap from the VirtualServices and
+    /// DestinationRules (or check that a rendering is current).
+    Envoy(crate::envoy::EnvoyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Route(args) => route(&args),
         Command::Demo(args) => demo(&args),
+        Command::Envoy(args) => crate::envoy::envoy(&args),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `mesh` command-line tool over the [`mesh_istio`] library.
 //!
-//! - [`cli`]: the commands (`check`, `route`, `demo`); `main.rs` only parses and calls [`cli::run`].
+//! - [`cli`]: the commands (`check`, `route`, `demo`, `envoy`); `main.rs` only parses and calls
+//!   [`cli::run`].
+//! - [`envoy`]: renders (or checks) the docker compose lab's Envoy bootstrap.
 //! - [`demo`]: sends real requests through a running frontend, tallies the `served_by` trails per
 //!   hop and judges them against the config's probabilities (binomial 4σ or a fixed bound).
 //!
@@ -9,3 +11,4 @@
 
 pub mod cli;
 pub mod demo;
+pub mod envoy;

@@ -42,6 +42,7 @@
 
 pub mod analyze;
 pub mod duration;
+pub mod envoy;
 pub mod host;
 pub mod load;
 pub mod resources;

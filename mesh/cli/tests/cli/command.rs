@@ -269,3 +269,53 @@ fn demo_fails_clearly_when_the_frontend_is_unreachable() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn envoy_check_passes_when_current_and_fails_when_stale() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = root.join("mesh/deploy/rendered/90-10.yaml");
+    let config = config.to_str().expect("utf-8");
+    let out_dir = std::env::temp_dir().join(format!("mesh-envoy-check-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).expect("temp dir");
+    let rendered = out_dir.join("envoy.yaml");
+    let rendered_arg = rendered.to_str().expect("utf-8");
+
+    let write = mesh(&["envoy", "--config", config, "--out", rendered_arg], None);
+    assert_eq!(write.status.code(), Some(0), "{}", text(&write.stderr));
+    let current = mesh(
+        &[
+            "envoy",
+            "--config",
+            config,
+            "--out",
+            rendered_arg,
+            "--check",
+        ],
+        None,
+    );
+    assert_eq!(current.status.code(), Some(0), "{}", text(&current.stderr));
+
+    let text_now = std::fs::read_to_string(&rendered).expect("read");
+    std::fs::write(&rendered, text_now.replacen("weight: 90", "weight: 80", 1)).expect("write");
+    let stale = mesh(
+        &[
+            "envoy",
+            "--config",
+            config,
+            "--out",
+            rendered_arg,
+            "--check",
+        ],
+        None,
+    );
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale.stdout));
+    assert!(
+        text(&stale.stderr).contains("is stale"),
+        "{}",
+        text(&stale.stderr)
+    );
+
+    let unusable = mesh(&["envoy", "--config", "/nonexistent/mesh.yaml"], None);
+    assert_eq!(unusable.status.code(), Some(2));
+    std::fs::remove_dir_all(&out_dir).ok();
+}
