@@ -2,13 +2,12 @@
 //! one `KH × KW` filter per channel, bias added and the result clamped (ReLU6 is a clamp to
 //! `[0, 6]`) in the same pass, so each output element is written once.
 //!
-//! Three kernels share one generic body (`kernel.rs`): AVX-512 and AVX2 + FMA, chosen at run time,
-//! and a portable fallback. The only `unsafe` code is in `dispatch.rs`: calling a function compiled
-//! for a CPU feature after checking that this CPU has it.
+//! Three kernels share one generic body: AVX-512 and AVX2 + FMA, chosen at run time, and a
+//! portable fallback. All `unsafe` code is in `simd.rs`, which says how a layer runs and why it
+//! needs `unsafe`; the rest of the crate denies it.
 #![deny(unsafe_code)]
 
-mod dispatch;
-mod kernel;
+mod simd;
 
 use std::fmt;
 
@@ -34,7 +33,7 @@ impl Isa {
 
     /// Whether this CPU can run the kernel built for `self`.
     pub fn is_available(self) -> bool {
-        dispatch::is_available(self)
+        simd::is_available(self)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +117,14 @@ impl Geometry {
         ];
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Geometry(format!("{name} is zero")));
+        }
+        if self.kernel_h > simd::MAX_KERNEL || self.kernel_w > simd::MAX_KERNEL {
+            return Err(Error::Geometry(format!(
+                "kernel {}×{} is larger than {m}×{m}",
+                self.kernel_h,
+                self.kernel_w,
+                m = simd::MAX_KERNEL
+            )));
         }
         if self.pad_top >= self.kernel_h || self.pad_left >= self.kernel_w {
             return Err(Error::Geometry(format!(
@@ -225,7 +232,7 @@ impl Filter {
     pub fn run(&self, isa: Isa, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
         check_len("input", self.geometry.input_len(), input.len())?;
         check_len("output", self.geometry.output_len(), output.len())?;
-        let args = kernel::Args {
+        let args = simd::Args {
             g: &self.geometry,
             weights: &self.weights,
             bias: &self.bias,
@@ -233,7 +240,7 @@ impl Filter {
             max: self.max,
             input,
         };
-        dispatch::run(isa, &args, output)
+        simd::run(isa, &args, output)
     }
 }
 
