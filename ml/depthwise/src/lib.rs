@@ -10,6 +10,7 @@
 mod simd;
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// Which instruction set the kernel runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +65,8 @@ pub enum Error {
     },
     /// The requested instruction set is not available on this CPU.
     Unavailable(Isa),
+    /// The output tensor could not be made.
+    Tensor(String),
 }
 
 impl fmt::Display for Error {
@@ -76,6 +79,7 @@ impl fmt::Display for Error {
                 actual,
             } => write!(f, "{what} has {actual} values, expected {expected}"),
             Self::Unavailable(isa) => write!(f, "this CPU cannot run the {isa} kernel"),
+            Self::Tensor(why) => write!(f, "cannot make the output tensor: {why}"),
         }
     }
 }
@@ -230,6 +234,17 @@ impl Filter {
 
     /// Runs the layer on `input` (`H × W × C`, row-major) into `output` (`OH × OW × C`).
     pub fn run(&self, isa: Isa, input: &[f32], output: &mut [f32]) -> Result<(), Error> {
+        self.run_uninit(isa, input, simd::as_uninit(output))
+    }
+
+    /// [`Filter::run`] into memory that need not be initialised: every element of `output` is
+    /// written (once) when this answers `Ok`.
+    pub fn run_uninit(
+        &self,
+        isa: Isa,
+        input: &[f32],
+        output: &mut [MaybeUninit<f32>],
+    ) -> Result<(), Error> {
         check_len("input", self.geometry.input_len(), input.len())?;
         check_len("output", self.geometry.output_len(), output.len())?;
         let args = simd::Args {
@@ -241,6 +256,22 @@ impl Filter {
             input,
         };
         simd::run(isa, &args, output)
+    }
+}
+
+#[cfg(feature = "tract")]
+impl Filter {
+    /// Runs the layer on a `1 × H × W × C` input into a new `1 × OH × OW × C` tract tensor,
+    /// without zeroing the output first.
+    pub fn run_to_tensor(
+        &self,
+        isa: Isa,
+        input: &[f32],
+    ) -> Result<tract_data::prelude::Tensor, Error> {
+        let g = &self.geometry;
+        simd::new_tensor(&[1, g.out_h, g.out_w, g.channels], |out| {
+            self.run_uninit(isa, input, out)
+        })
     }
 }
 

@@ -9,11 +9,16 @@
 //! (ReLU6) is applied just before the single store. Channels left over after the last whole
 //! vector are done one at a time.
 //!
+//! The output is written, never read, through `MaybeUninit`, so callers may hand in memory they
+//! have not zeroed.
+//!
 //! Why `unsafe`: (1) a function compiled with `#[target_feature]` may only run once the CPU is
 //! known to have the features; (2) the hot loops load and store through raw pointers, after one
 //! check per block that every address they form lies inside its buffer — per-vector bounds checks
 //! cost more instructions than the multiply-adds they guard.
 #![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
 
 use crate::{Error, Geometry, Isa};
 
@@ -86,7 +91,7 @@ impl Vector for Lanes8 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Args, Vector, layer};
+    use super::{Args, MaybeUninit, Vector, layer};
 
     /// Private to this module: only `avx512` (compiled with avx512f, run after detection) uses it.
     #[derive(Clone, Copy)]
@@ -150,17 +155,17 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn avx512(a: &Args, out: &mut [f32]) {
+    pub(super) fn avx512(a: &Args, out: &mut [MaybeUninit<f32>]) {
         layer::<V512>(a, out);
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn avx2_fma(a: &Args, out: &mut [f32]) {
+    pub(super) fn avx2_fma(a: &Args, out: &mut [MaybeUninit<f32>]) {
         layer::<V256>(a, out);
     }
 }
 
-fn portable(a: &Args, out: &mut [f32]) {
+fn portable(a: &Args, out: &mut [MaybeUninit<f32>]) {
     layer::<Lanes8>(a, out);
 }
 
@@ -183,8 +188,11 @@ pub(crate) fn is_available(isa: Isa) -> bool {
     }
 }
 
-/// Runs the layer; the caller has checked the buffer lengths against the geometry.
-pub(crate) fn run(isa: Isa, a: &Args, out: &mut [f32]) -> Result<(), Error> {
+/// Runs the layer; the caller has checked the buffer lengths against the geometry. Every element
+/// of `out` is written exactly once (rows by `chunks_exact_mut`, pixels by blocks of 8, 4 and 1
+/// covering the row, channels by whole vectors then `tail_channels`), and none is read, so `out`
+/// may start uninitialised.
+pub(crate) fn run(isa: Isa, a: &Args, out: &mut [MaybeUninit<f32>]) -> Result<(), Error> {
     if !is_available(isa) {
         return Err(Error::Unavailable(isa));
     }
@@ -202,6 +210,36 @@ pub(crate) fn run(isa: Isa, a: &Args, out: &mut [f32]) -> Result<(), Error> {
         Isa::Avx512 | Isa::Avx2Fma => return Err(Error::Unavailable(isa)),
     }
     Ok(())
+}
+
+/// A new f32 tensor of `shape` whose every element `fill` writes (it must answer `Err` otherwise).
+#[cfg(feature = "tract")]
+pub(crate) fn new_tensor(
+    shape: &[usize],
+    fill: impl FnOnce(&mut [MaybeUninit<f32>]) -> Result<(), Error>,
+) -> Result<tract_data::prelude::Tensor, Error> {
+    use tract_data::prelude::Tensor;
+    // SAFETY: the tensor's f32 storage is left uninitialised here and only exposed as
+    // `MaybeUninit<f32>` until `fill` has written every element; on `Err` the tensor is dropped
+    // unread (f32 needs no drop).
+    let mut tensor =
+        unsafe { Tensor::uninitialized::<f32>(shape) }.map_err(|e| Error::Tensor(e.to_string()))?;
+    let len = tensor.len();
+    let ptr = tensor
+        .as_ptr_mut::<f32>()
+        .map_err(|e| Error::Tensor(e.to_string()))?;
+    // SAFETY: `ptr` points at the tensor's `len` contiguous f32s, which nothing else borrows
+    // while this slice lives.
+    let out = unsafe { std::slice::from_raw_parts_mut(ptr.cast::<MaybeUninit<f32>>(), len) };
+    fill(out)?;
+    Ok(tensor)
+}
+
+/// Views initialised memory as possibly-uninitialised, for a callee that only writes into it.
+pub(crate) fn as_uninit(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the kernels only ever store initialised
+    // `f32`s through the view, so `out` stays initialised.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<f32>]) }
 }
 
 /// The taps `k` of a window starting at coordinate `start` (may be negative) inside `0..size`.
@@ -222,7 +260,7 @@ struct RowSet<'r> {
 }
 
 #[inline(always)]
-fn layer<V: Vector>(a: &Args, out: &mut [f32]) {
+fn layer<V: Vector>(a: &Args, out: &mut [MaybeUninit<f32>]) {
     let g = a.g;
     let (c, kh, kw) = (g.channels, g.kernel_h, g.kernel_w);
     assert!(kh <= MAX_KERNEL && kw <= MAX_KERNEL);
@@ -271,7 +309,7 @@ fn layer<V: Vector>(a: &Args, out: &mut [f32]) {
 fn output_row<V: Vector, const KW: usize, const SW: usize>(
     a: &Args,
     rows: &RowSet,
-    out_row: &mut [f32],
+    out_row: &mut [MaybeUninit<f32>],
 ) {
     let out_w = a.g.out_w;
     let mut ox = 0;
@@ -293,7 +331,14 @@ fn output_row<V: Vector, const KW: usize, const SW: usize>(
 /// `stride` apart, lies inside the ring rows and the output row. Panics otherwise (a bug in
 /// `layer`, never input-dependent once `Filter::run` has checked the lengths).
 #[inline(always)]
-fn check_block(a: &Args, rows: &RowSet, ox: usize, pixels: usize, kw: usize, out_row: &[f32]) {
+fn check_block(
+    a: &Args,
+    rows: &RowSet,
+    ox: usize,
+    pixels: usize,
+    kw: usize,
+    out_row: &[MaybeUninit<f32>],
+) {
     let g = a.g;
     let c = g.channels;
     let slot = rows.ring.len() / g.kernel_h;
@@ -312,14 +357,18 @@ fn block<V: Vector, const KW: usize, const SW: usize, const P: usize>(
     a: &Args,
     rows: &RowSet,
     ox: usize,
-    out_row: &mut [f32],
+    out_row: &mut [MaybeUninit<f32>],
 ) {
     check_block(a, rows, ox, P, KW, out_row);
     let c = a.g.channels;
     let whole = c / V::LANES * V::LANES;
     let span = (P - 1) * SW + KW; // padded columns the block reads
     let x0 = ox * SW;
-    let (ring, weights, out) = (rows.ring.as_ptr(), a.weights.as_ptr(), out_row.as_mut_ptr());
+    let (ring, weights, out) = (
+        rows.ring.as_ptr(),
+        a.weights.as_ptr(),
+        out_row.as_mut_ptr().cast::<f32>(),
+    );
     // SAFETY (every vector access below): the CPU has V's features (see `Vector`); `check_block`
     // established that for ky in ky0..ky1 the columns x0 .. x0 + span of ring row `offsets[ky]`
     // lie inside the ring, and pixels ox .. ox + P inside the output row; `c0 + LANES <= whole
@@ -355,13 +404,17 @@ fn block<V: Vector, const KW: usize, const SW: usize, const P: usize>(
 
 /// One output pixel for any kernel width and stride.
 #[inline(always)]
-fn any_pixel<V: Vector>(a: &Args, rows: &RowSet, ox: usize, out_row: &mut [f32]) {
+fn any_pixel<V: Vector>(a: &Args, rows: &RowSet, ox: usize, out_row: &mut [MaybeUninit<f32>]) {
     let g = a.g;
     let (c, kw) = (g.channels, g.kernel_w);
     check_block(a, rows, ox, 1, kw, out_row);
     let whole = c / V::LANES * V::LANES;
     let x0 = ox * g.stride_w;
-    let (ring, weights, out) = (rows.ring.as_ptr(), a.weights.as_ptr(), out_row.as_mut_ptr());
+    let (ring, weights, out) = (
+        rows.ring.as_ptr(),
+        a.weights.as_ptr(),
+        out_row.as_mut_ptr().cast::<f32>(),
+    );
     // SAFETY: as in `block` with P = 1 and a run-time kernel width.
     unsafe {
         let (lo, hi) = (V::splat(a.min), V::splat(a.max));
@@ -381,7 +434,13 @@ fn any_pixel<V: Vector>(a: &Args, rows: &RowSet, ox: usize, out_row: &mut [f32])
 }
 
 /// Channels `from..C` of one output pixel, one at a time (bounds-checked: rare and cheap).
-fn tail_channels(a: &Args, rows: &RowSet, ox: usize, from: usize, out_row: &mut [f32]) {
+fn tail_channels(
+    a: &Args,
+    rows: &RowSet,
+    ox: usize,
+    from: usize,
+    out_row: &mut [MaybeUninit<f32>],
+) {
     let g = a.g;
     let (c, kw) = (g.channels, g.kernel_w);
     for ch in from..c {
@@ -392,6 +451,6 @@ fn tail_channels(a: &Args, rows: &RowSet, ox: usize, from: usize, out_row: &mut 
                 acc = x.mul_add(a.weights[(ky * kw + kx) * c + ch], acc);
             }
         }
-        out_row[ox * c + ch] = acc.max(a.min).min(a.max);
+        out_row[ox * c + ch].write(acc.max(a.min).min(a.max));
     }
 }
