@@ -17,11 +17,13 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-/// Depthwise convolution + bias + clamp on one channels-last `1 × H × W × C` tensor.
+/// Depthwise convolution + bias + clamp on one channels-last `1 × H × W × C` tensor, or
+/// `H × W × C` where tract's declutter has removed the batch axis.
 #[derive(Debug, Clone)]
 pub struct FusedDepthwise {
     filter: Arc<Filter>,
     isa: Isa,
+    batch_axis: bool,
 }
 
 impl FusedDepthwise {
@@ -33,15 +35,30 @@ impl FusedDepthwise {
         self.isa
     }
 
-    fn output_shape(&self) -> [usize; 4] {
+    fn shape(&self, h: usize, w: usize) -> TVec<usize> {
+        let c = self.filter.geometry().channels;
+        if self.batch_axis {
+            tvec![1, h, w, c]
+        } else {
+            tvec![h, w, c]
+        }
+    }
+
+    fn input_shape(&self) -> TVec<usize> {
         let g = self.filter.geometry();
-        [1, g.out_h, g.out_w, g.channels]
+        self.shape(g.height, g.width)
+    }
+
+    fn output_shape(&self) -> TVec<usize> {
+        let g = self.filter.geometry();
+        self.shape(g.out_h, g.out_w)
     }
 }
 
 impl PartialEq for FusedDepthwise {
     fn eq(&self, other: &Self) -> bool {
         self.isa == other.isa
+            && self.batch_axis == other.batch_axis
             && (Arc::ptr_eq(&self.filter, &other.filter) || self.filter == other.filter)
     }
 }
@@ -83,39 +100,32 @@ impl EvalOp for FusedDepthwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let g = self.filter.geometry();
+        let expected = self.input_shape();
         ensure!(
-            input.datum_type() == f32::datum_type()
-                && input.shape() == [1, g.height, g.width, g.channels],
-            "FusedDepthwise expects f32 1×{}×{}×{}, got {:?} {:?}",
-            g.height,
-            g.width,
-            g.channels,
+            input.datum_type() == f32::datum_type() && input.shape() == &*expected,
+            "FusedDepthwise expects f32 {expected:?}, got {:?} {:?}",
             input.datum_type(),
             input.shape()
         );
         let view = input.try_as_plain_ram()?;
         let output = self
             .filter
-            .run_to_tensor(self.isa, view.as_slice::<f32>()?)?;
+            .run_to_tensor(self.isa, view.as_slice::<f32>()?)?
+            .into_shape(&self.output_shape())?;
         Ok(tvec!(output.into()))
     }
 }
 
 impl TypedOp for FusedDepthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let g = self.filter.geometry();
-        let expected: TVec<TDim> = [1, g.height, g.width, g.channels]
-            .iter()
-            .map(|&d| d.to_dim())
-            .collect();
+        let expected: TVec<TDim> = self.input_shape().iter().map(|&d| d.to_dim()).collect();
         ensure!(
             inputs.len() == 1
                 && inputs[0].datum_type == f32::datum_type()
                 && inputs[0].shape.to_tvec() == expected,
             "FusedDepthwise expects one f32 input of shape {expected:?}, got {inputs:?}"
         );
-        Ok(tvec!(f32::fact(self.output_shape())))
+        Ok(tvec!(f32::fact(&*self.output_shape())))
     }
 
     as_op!();
@@ -133,6 +143,8 @@ pub struct DepthwiseLayer {
     /// One value per channel.
     pub bias: Arc<Tensor>,
     pub geometry: Geometry,
+    /// Whether the tensors have a batch axis (`N × C × H × W`) or not (`C × H × W`).
+    pub batch_axis: bool,
     pub min: f32,
     pub max: f32,
     /// The last node the fused op stands in for (the `Conv`, or the `Max`/`Min` after it).
@@ -154,7 +166,19 @@ impl DepthwiseLayer {
         Ok(FusedDepthwise {
             filter: Arc::new(filter),
             isa,
+            batch_axis: self.batch_axis,
         })
+    }
+
+    /// The layer's input shape, channels first as in the decluttered model.
+    pub fn input_shape(&self) -> Vec<usize> {
+        let g = &self.geometry;
+        let chw = [g.channels, g.height, g.width];
+        if self.batch_axis {
+            [&[1], &chw[..]].concat()
+        } else {
+            chw.to_vec()
+        }
     }
 
     /// The same layer with other weights (same shape), e.g. to check that a comparison notices.
@@ -173,14 +197,15 @@ impl DepthwiseLayer {
     /// A model of this layer alone, as tract sees it after declutter: `1 × C × H × W` in, the
     /// stock `Conv`, then `Max`/`Min` for the clamp. For checking the fused op against tract's.
     pub fn standalone(&self) -> TractResult<TypedModel> {
-        let g = self.geometry;
+        let shape = self.input_shape();
         let mut model = TypedModel::default();
-        let x = model.add_source("x", f32::fact([1, g.channels, g.height, g.width]))?;
+        let x = model.add_source("x", f32::fact(&shape))?;
+        let bound = |v: f32| Tensor::from_shape(&vec![1; shape.len()], &[v]);
         let kernel = model.add_const("kernel", self.kernel.clone())?;
         let bias = model.add_const("bias", self.bias.clone())?;
         let mut y = model.wire_node(&self.name, self.conv.clone(), &[x, kernel, bias])?[0];
         if self.min > f32::NEG_INFINITY {
-            let min = model.add_const("min", tensor4(&[[[[self.min]]]]))?;
+            let min = model.add_const("min", bound(self.min)?)?;
             y = model.wire_node(
                 "clamp.max",
                 tract_onnx::tract_core::ops::math::max(),
@@ -188,7 +213,7 @@ impl DepthwiseLayer {
             )?[0];
         }
         if self.max < f32::INFINITY {
-            let max = model.add_const("max", tensor4(&[[[[self.max]]]]))?;
+            let max = model.add_const("max", bound(self.max)?)?;
             y = model.wire_node(
                 "clamp.min",
                 tract_onnx::tract_core::ops::math::min(),
@@ -235,8 +260,13 @@ fn clamp_step(model: &TypedModel, node: &TypedNode, from: OutletId, is_max: bool
 fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<DepthwiseLayer> {
     let spec = &conv.pool_spec;
     let c = spec.input_channels;
+    // tract's declutter drops the batch axis of a one-image graph: most layers are CHW.
+    let batch_axis = match spec.data_format {
+        DataFormat::NCHW => true,
+        DataFormat::CHW => false,
+        _ => return None,
+    };
     if conv.q_params.is_some()
-        || spec.data_format != DataFormat::NCHW
         || conv.kernel_fmt != KernelFormat::OIHW
         || conv.group != c
         || spec.output_channels != c
@@ -249,7 +279,12 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
     }
     let x = model.outlet_fact(node.inputs[0]).ok()?;
     let shape = x.shape.as_concrete()?;
-    if x.datum_type != f32::datum_type() || shape.len() != 4 || shape[0] != 1 || shape[1] != c {
+    let chw = if batch_axis {
+        (shape.len() == 4 && shape[0] == 1).then(|| &shape[1..])?
+    } else {
+        (shape.len() == 3).then_some(shape)?
+    };
+    if x.datum_type != f32::datum_type() || chw[0] != c {
         return None;
     }
     let kernel = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
@@ -262,7 +297,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
         return None;
     }
     let bias = Arc::new(bias.clone().into_tensor().into_shape(&[c]).ok()?);
-    let (h, w) = (shape[2], shape[3]);
+    let (h, w) = (chw[1], chw[2]);
     let padded = spec.computed_padding(&[h, w]);
     let out = model
         .outlet_fact(node.id.into())
@@ -284,7 +319,11 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
         out_h: padded[0].convoluted,
         out_w: padded[1].convoluted,
     };
-    if out != [1, c, geometry.out_h, geometry.out_w] || geometry.validate().is_err() {
+    let out_chw = if batch_axis { out.get(1..)? } else { &out[..] };
+    if (batch_axis && out.first() != Some(&1))
+        || out_chw != [c, geometry.out_h, geometry.out_w]
+        || geometry.validate().is_err()
+    {
         return None;
     }
 
@@ -318,6 +357,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
         kernel,
         bias,
         geometry,
+        batch_axis,
         min,
         max,
         last_node: last,
@@ -352,10 +392,12 @@ fn fuse_rule(
     };
     let op = layer.op(ctx.unwrap_or(Isa::Portable))?;
     let mut patch = TypedModelPatch::default();
+    // The same moves conv_nhwc puts around a convolution: channels last in, channels back out.
+    let (c_axis, last) = if layer.batch_axis { (1, 3) } else { (0, 2) };
     let x = patch.tap_model(model, node.inputs[0])?;
-    let x = patch.wire_node(format!("{name}.nhwc_in"), AxisOp::Move(1, 3), &[x])?;
+    let x = patch.wire_node(format!("{name}.nhwc_in"), AxisOp::Move(c_axis, last), &[x])?;
     let y = patch.wire_node(format!("{name}.fused"), op, &x)?;
-    let y = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(3, 1), &y)?;
+    let y = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(last, c_axis), &y)?;
     patch.shunt_outside(model, layer.last_node.into(), y[0])?;
     Ok(Some(patch))
 }

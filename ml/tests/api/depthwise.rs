@@ -117,7 +117,7 @@ async fn fused_depthwise_matches_tract_on_every_layer_of_both_models() {
                 layer.name
             );
             kinds.insert((g.kernel_h, g.stride_h));
-            let x = input(&[1, g.channels, g.height, g.width], i as u64 + 1);
+            let x = input(&layer.input_shape(), i as u64 + 1);
             let expected = stock(layer, &x);
             for isa in isas() {
                 let diff = max_abs_diff(&fused(layer, isa, &x), &expected);
@@ -149,7 +149,7 @@ async fn a_perturbed_weight_is_detected_against_tract() {
     let layers = depthwise::layers(&model).expect("layers");
     let layer = &layers[layers.len() / 2];
     let g = layer.geometry;
-    let x = input(&[1, g.channels, g.height, g.width], 99);
+    let x = input(&layer.input_shape(), 99);
     let expected = stock(layer, &x);
 
     let mut kernel = (*layer.kernel).clone();
