@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The ml tier's benchmark: tract (the Rust service's engine) and onnxruntime side by side in one
-# run, start-up to ready and resident memory of the release binary, and — with --http — the HTTP
-# comparison of the Rust service against the Python peer with `oha`.
+# The ml tier's benchmark, everything side by side in one run: tract (the Rust service's engine,
+# with the project's fused depthwise operator, with tract's own conv_nhwc, and as exported) against
+# onnxruntime on the same files and tensors; JPEG decode per decoder (jpeg-decoder as the service
+# runs it, libjpeg-turbo, zune-jpeg, Pillow's draft as the peer runs it); a per-operator profile of
+# tract's final graph; start-up to ready and resident memory of the release binary; and — with
+# --http — the Rust service against the Python peer under `oha`.
 #
-# Usage: benches/run.sh [--runs N] [--http] [--http-seconds S]
-#   --runs N          timed inference calls per setup (default 100, at least 60)
+# Usage: benches/run.sh [--runs N] [--http] [--http-seconds S] [--write-docs]
+#   --runs N          timed calls per setup (default 100, at least 60)
 #   --http            also load both services with oha (installs oha into target/tools first;
 #                     a long build the first time)
 #   --http-seconds S  duration of each oha point (default 10)
+#   --write-docs      write the tables, the machine and a plot into docs/benchmarks.md and
+#                     docs/ml-inference.svg (benches/report.py)
 # Output: JSON lines on stdout; a short human summary on stderr. Timings drift ±10 % between runs
 # on shared machines: compare within one run, quote ratios.
 set -euo pipefail
@@ -16,11 +21,13 @@ root="$(cd "$here/.." && pwd)"
 runs=100
 http=0
 http_seconds=10
+write_docs=0
 while (( $# )); do
     case "$1" in
         --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
         --http) http=1; shift ;;
         --http-seconds) http_seconds="${2:?--http-seconds needs a value}"; shift 2 ;;
+        --write-docs) write_docs=1; shift ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -42,8 +49,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building the release binary and the inference benchmark" >&2
-cargo build --release -p ml --bin ml --example bench_inference >&2
+# libjpeg-turbo joins the decode comparison where Debian's libturbojpeg0-dev is installed; the
+# release binary the rest of the run measures is the default build either way.
+decode_features=()
+if pkg-config --exists libturbojpeg 2>/dev/null; then
+    decode_features=(--features turbojpeg)
+else
+    echo "run.sh: libturbojpeg not found (apt-get install libturbojpeg0-dev); decode comparison without it" >&2
+fi
+echo "== building the release binary and the benchmarks" >&2
+cargo build --release --locked -p ml --bin ml --example bench_inference --example profile_model >&2
+cargo build --release --locked -p ml "${decode_features[@]}" --example bench_decode >&2
+
 
 if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
@@ -51,11 +68,14 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-echo "== raw inference, same tensors, same run: tract then onnxruntime" >&2
-tract_out="$(mktemp)"; ort_out="$(mktemp)"
-tmp_files+=("$tract_out" "$ort_out")
-"$target/release/examples/bench_inference" --runs "$runs" | tee "$tract_out"
-"$venv/bin/python" "$here/ort_infer.py" --runs "$runs" | tee "$ort_out"
+# Every JSON line of the run also goes to $results, which --write-docs turns into the docs.
+results="$(mktemp)"; tract_out="$(mktemp)"; ort_out="$(mktemp)"
+tmp_files+=("$results" "$tract_out" "$ort_out")
+emit() { tee -a "$results"; }
+
+echo "== raw inference, same tensors, same run: tract (three ways) then onnxruntime" >&2
+"$target/release/examples/bench_inference" --runs "$runs" | tee "$tract_out" | emit
+"$venv/bin/python" "$here/ort_infer.py" --runs "$runs" | tee "$ort_out" | emit
 "$venv/bin/python" - "$tract_out" "$ort_out" >&2 <<'EOF'
 import json, sys
 tract = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -84,6 +104,15 @@ wait_ready() { # url timeout_s → prints seconds waited, fails on timeout
     awk -v ns="$(( $(now_ns) - start ))" 'BEGIN { printf "%.3f\n", ns / 1e9 }'
 }
 
+echo "== JPEG decode: the service's decoder, libjpeg-turbo, zune-jpeg, Pillow draft" >&2
+"$target/release/examples/bench_decode" --runs "$runs" | emit
+"$venv/bin/python" "$here/decode_pillow.py" --runs "$runs" | emit
+
+echo "== where the time goes in tract's final graph (per operator kind)" >&2
+for model in efficientnet-lite0 efficientnet-lite1; do
+    "$target/release/examples/profile_model" --model "$model" --runs "$runs" | emit
+done
+
 echo "== start-up to ready and resident memory of the release binary" >&2
 for version in stable canary; do
     port="$(free_port)"
@@ -95,7 +124,7 @@ for version in stable canary; do
         curl -fsS -o /dev/null -H 'content-type: image/jpeg' --data-binary @"$here/images/espresso-640x480.jpg" \
             "http://127.0.0.1:$port/v1/classify"
         rss_after="$(rss_mib "$pid")"
-        echo "{\"engine\":\"ml service\",\"service_version\":\"$version\",\"ready_s\":$ready_s,\"rss_mib_ready\":$rss_ready,\"rss_mib_after_first_request\":$rss_after}"
+        echo "{\"engine\":\"ml service\",\"service_version\":\"$version\",\"ready_s\":$ready_s,\"rss_mib_ready\":$rss_ready,\"rss_mib_after_first_request\":$rss_after}" | emit
     else
         echo "run.sh: ml ($version) was not ready within 60 s" >&2
     fi
@@ -127,8 +156,16 @@ d = json.loads(sys.argv[1]); s = d["summary"]; p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 print(json.dumps({"engine": "http", "service": sys.argv[2], "image": sys.argv[3], "concurrency": int(sys.argv[4]),
     "rps": round(s["requestsPerSec"], 1), "p50_ms": round(p["p50"] * 1e3, 2), "p99_ms": round(p["p99"] * 1e3, 2),
-    "status_codes": codes}))' "$json" "$service" "$image" "$concurrency"
+    "status_codes": codes}))' "$json" "$service" "$image" "$concurrency" | emit
             done
         done
     done
+fi
+
+if (( write_docs )); then
+    machine="$(mktemp)"; tmp_files+=("$machine")
+    "$venv/bin/python" "$here/machine.py" > "$machine"
+    "$venv/bin/python" "$here/report.py" "$results" "$machine" "$root/docs/benchmarks.md" \
+        "$root/docs/ml-inference.svg"
+    echo "== wrote docs/benchmarks.md and docs/ml-inference.svg" >&2
 fi

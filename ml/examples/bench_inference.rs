@@ -8,7 +8,7 @@
 //!                        at once, as the service's two workers would
 //!
 //! Usage: cargo run --release -p ml --example bench_inference -- [--runs 100] [--warmup 10]
-//!        [--model efficientnet-lite0] [--layout nhwc|nchw]
+//!        [--model efficientnet-lite0] [--layout nhwc-fused|nhwc|nchw]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -51,7 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     anyhow::ensure!(args.runs >= 60, "--runs must be at least 60");
     if args.layouts.is_empty() {
-        args.layouts = vec![ConvLayout::Nhwc, ConvLayout::Nchw];
+        args.layouts = vec![ConvLayout::NhwcFused, ConvLayout::Nhwc, ConvLayout::Nchw];
     }
     Ok(args)
 }

@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::transform::get_transform;
 
+pub use ml_depthwise::Isa;
+
+use crate::depthwise;
 use crate::manifest::{Manifest, ManifestError};
 use crate::preprocess::Preprocessing;
 
@@ -20,6 +23,9 @@ pub enum ConvLayout {
     /// tract's `conv_nhwc` rewrite: convolutions run channels-last, which is markedly faster for
     /// the depthwise convolutions of EfficientNet-Lite. Outputs match NCHW within float rounding.
     Nhwc,
+    /// `Nhwc`, with every depthwise convolution and the ReLU6 after it run by the project's own
+    /// fused operator ([`crate::depthwise`]) instead of tract's.
+    NhwcFused,
 }
 
 impl FromStr for ConvLayout {
@@ -28,7 +34,8 @@ impl FromStr for ConvLayout {
         match s.to_ascii_lowercase().as_str() {
             "nchw" => Ok(Self::Nchw),
             "nhwc" => Ok(Self::Nhwc),
-            other => Err(format!("expected nchw or nhwc, got {other:?}")),
+            "nhwc-fused" => Ok(Self::NhwcFused),
+            other => Err(format!("expected nchw, nhwc or nhwc-fused, got {other:?}")),
         }
     }
 }
@@ -38,6 +45,7 @@ impl ConvLayout {
         match self {
             Self::Nchw => "nchw",
             Self::Nhwc => "nhwc",
+            Self::NhwcFused => "nhwc-fused",
         }
     }
 }
@@ -216,18 +224,33 @@ impl Classifier {
 }
 
 fn optimise(onnx: &[u8], input_size: u32, layout: ConvLayout) -> TractResult<Arc<TypedSimplePlan>> {
+    lower(decluttered(onnx, input_size)?, layout, Isa::detect())?.into_runnable()
+}
+
+/// The ONNX graph typed for a `1 × 3 × S × S` input and decluttered (channels-first, as exported).
+pub fn decluttered(onnx: &[u8], input_size: u32) -> TractResult<TypedModel> {
     let s = input_size as usize;
-    let model = tract_onnx::onnx()
+    tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(onnx))?
-        .with_input_fact(0, f32::fact([1, 3, s, s]).into())?;
-    let mut typed = model.into_typed()?.into_decluttered()?;
-    if layout == ConvLayout::Nhwc {
+        .with_input_fact(0, f32::fact([1, 3, s, s]).into())?
+        .into_typed()?
+        .into_decluttered()
+}
+
+/// From a decluttered model to the optimised one the service runs: for `NhwcFused` the project's
+/// depthwise operator (kernels for `isa`) goes in first, then (for both channels-last layouts)
+/// tract's `conv_nhwc` rewrite and a declutter, then tract's optimisation.
+pub fn lower(mut typed: TypedModel, layout: ConvLayout, isa: Isa) -> TractResult<TypedModel> {
+    if layout == ConvLayout::NhwcFused {
+        depthwise::fuse(&mut typed, isa)?;
+    }
+    if layout != ConvLayout::Nchw {
         let transform = get_transform("conv_nhwc")?
             .ok_or_else(|| anyhow::anyhow!("this tract has no conv_nhwc transform"))?;
         typed.transform(&*transform)?;
         typed.declutter()?;
     }
-    typed.into_optimized()?.into_runnable()
+    typed.into_optimized()
 }
 
 /// A thread's handle for running the classifier.
@@ -310,6 +333,10 @@ mod tests {
     fn layout_parses_case_insensitively() {
         assert_eq!("NHWC".parse::<ConvLayout>(), Ok(ConvLayout::Nhwc));
         assert_eq!("nchw".parse::<ConvLayout>(), Ok(ConvLayout::Nchw));
+        assert_eq!(
+            "NHWC-fused".parse::<ConvLayout>(),
+            Ok(ConvLayout::NhwcFused)
+        );
         assert!("nhcw".parse::<ConvLayout>().is_err());
     }
 }

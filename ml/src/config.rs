@@ -7,7 +7,7 @@
 //! | `MODEL_MANIFEST` | `$MODEL_DIR/manifest.json` | the model manifest |
 //! | `MODEL` | by role | model name in the manifest; unset: the model whose role is `SERVICE_VERSION` (stable → Lite0, canary → Lite1) |
 //! | `MODEL_PATH` | from the manifest | ONNX file to load instead (its sha256 must match the manifest) |
-//! | `ML_CONV_LAYOUT` | `nhwc` | `nhwc` (tract's channels-last rewrite, faster) or `nchw` (graph as exported) |
+//! | `ML_CONV_LAYOUT` | `nhwc-fused` | `nhwc-fused` (channels-last, depthwise + ReLU6 by the project's own fused operator, fastest), `nhwc` (tract's channels-last rewrite alone) or `nchw` (graph as exported) |
 //! | `ML_WORKERS` | number of cores | classifications running at once (one thread each) |
 //! | `ML_QUEUE_CAPACITY` | 16 | classifications allowed to wait; beyond that 503 `overloaded` |
 //! | `MAX_UPLOAD_BYTES` | 10 MiB | largest request body; beyond that 413 `payload_too_large` |
@@ -58,7 +58,7 @@ impl Config {
             name: env.get(MODEL)?,
             role: mesh.identity.version().as_str().to_owned(),
             path: env.get(MODEL_PATH)?,
-            layout: env.get_or(ML_CONV_LAYOUT, ConvLayout::Nhwc)?,
+            layout: env.get_or(ML_CONV_LAYOUT, ConvLayout::NhwcFused)?,
         };
         let cores = std::thread::available_parallelism()
             .map(usize::from)
@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(cfg.model.role, "stable");
         assert_eq!(cfg.model.name, None);
         assert!(cfg.model.manifest.ends_with("model/manifest.json"));
-        assert_eq!(cfg.model.layout, ConvLayout::Nhwc);
+        assert_eq!(cfg.model.layout, ConvLayout::NhwcFused);
         assert_eq!(cfg.pool.queue_capacity, 16);
         assert!(cfg.pool.workers >= 1);
         assert_eq!(cfg.max_upload_bytes, 10 * 1024 * 1024);

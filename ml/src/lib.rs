@@ -5,6 +5,7 @@
 pub mod api;
 pub mod classifier;
 pub mod config;
+pub mod depthwise;
 pub mod error;
 pub mod manifest;
 pub mod metrics;

@@ -184,6 +184,33 @@ fn decode_jpeg(
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
 
+    let (image, w) = scaled_pixels(decoder, bytes, width, height, min_short_side)?;
+    let mut image = DynamicImage::ImageRgb8(image);
+    image.apply_orientation(orientation);
+    Ok(DecodedPhoto {
+        format,
+        stored_width: width,
+        stored_height: height,
+        scale_denominator: width.div_ceil(w.max(1)),
+        pixels: image.into_rgb8(),
+    })
+}
+
+/// The pixels at the smallest DCT scale whose short side still reaches `min_short_side`, with
+/// jpeg-decoder (whose header `decoder` has read), and the decoded width.
+#[cfg(not(feature = "turbojpeg"))]
+fn scaled_pixels(
+    mut decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    _bytes: &[u8],
+    width: u32,
+    height: u32,
+    min_short_side: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
+    let format = PhotoFormat::Jpeg;
+    let undecodable = |e: jpeg_decoder::Error| DecodeError::Undecodable {
+        format,
+        reason: e.to_string(),
+    };
     // Ask for the short side only: the decoder picks the smallest scale whose output reaches the
     // request on at least one axis, and the long side's request can never be met first.
     let wanted = u16::try_from(min_short_side.max(1)).unwrap_or(u16::MAX);
@@ -209,15 +236,43 @@ fn decode_jpeg(
         format,
         reason: "the decoded pixel data is shorter than the image".into(),
     })?;
-    let mut image = DynamicImage::ImageRgb8(image);
-    image.apply_orientation(orientation);
-    Ok(DecodedPhoto {
-        format,
-        stored_width: width,
-        stored_height: height,
-        scale_denominator: width.div_ceil(w.max(1)),
-        pixels: image.into_rgb8(),
-    })
+    Ok((image, w))
+}
+
+/// The pixels at the smallest DCT scale whose short side still reaches `min_short_side`, with
+/// libjpeg-turbo (the header was read by jpeg-decoder, for the EXIF orientation), and the
+/// decoded width.
+#[cfg(feature = "turbojpeg")]
+fn scaled_pixels(
+    _decoder: jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    min_short_side: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
+    let undecodable = |e: turbojpeg::Error| DecodeError::Undecodable {
+        format: PhotoFormat::Jpeg,
+        reason: e.to_string(),
+    };
+    let short = width.min(height);
+    let d = [8, 4, 2]
+        .into_iter()
+        .find(|d| short.div_ceil(*d) >= min_short_side.max(1))
+        .unwrap_or(1);
+    let (w, h) = (width.div_ceil(d), height.div_ceil(d));
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(undecodable)?;
+    let mut image = RgbImage::new(w, h);
+    let output = turbojpeg::Image {
+        pixels: &mut *image,
+        width: w as usize,
+        pitch: w as usize * 3,
+        height: h as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    decompressor
+        .decompress(bytes, output)
+        .map_err(undecodable)?;
+    Ok((image, w))
 }
 
 fn decode_with_image(

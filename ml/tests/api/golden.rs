@@ -83,6 +83,18 @@ async fn lite0_matches_onnxruntime_nhwc() {
 }
 
 #[tokio::test]
+async fn lite0_matches_onnxruntime_nhwc_fused() {
+    let _guard = shared_process().await;
+    check_model("lite0", "efficientnet-lite0", 224, ConvLayout::NhwcFused);
+}
+
+#[tokio::test]
+async fn lite1_matches_onnxruntime_nhwc_fused() {
+    let _guard = shared_process().await;
+    check_model("lite1", "efficientnet-lite1", 240, ConvLayout::NhwcFused);
+}
+
+#[tokio::test]
 async fn lite0_matches_onnxruntime_nchw() {
     let _guard = shared_process().await;
     check_model("lite0", "efficientnet-lite0", 224, ConvLayout::Nchw);

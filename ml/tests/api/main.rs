@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod concurrency;
+mod depthwise;
 mod golden;
 mod helpers;
 mod photos;

@@ -26,7 +26,7 @@ async fn ready_after_build_and_describes_the_model() {
         "d58cf0781939e0ed50ffdc0adcbe50fb0f8d89d6019f9b1f71af3dda7633759e"
     );
     assert_eq!(json["preprocessing"]["mean"], 127.0);
-    assert_eq!(json["engine"]["conv_layout"], "nhwc");
+    assert_eq!(json["engine"]["conv_layout"], "nhwc-fused");
     assert_eq!(json["served_by"], serde_json::json!(["ml/stable"]));
 
     let response = app
