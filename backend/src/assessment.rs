@@ -237,7 +237,8 @@ impl Assessor {
         let largest = tally.largest();
         match self.strategy {
             Strategy::Top1 if top.probability >= min => {
-                let owner = tally.owner_of(top);
+                // Buckets are in order of first appearance, so the top class opened the first one.
+                let owner = tally.buckets[0].owner;
                 self.decide(owner, top.probability, top, vec![contribution(top)])
             }
             Strategy::Top1 => match largest {
@@ -448,18 +449,6 @@ impl<'a> Tally<'a> {
                 Some(best) if best.sum >= b.sum => Some(best),
                 _ => Some(b),
             })
-    }
-
-    fn owner_of(&self, prediction: &Prediction) -> Owner<'a> {
-        self.buckets
-            .iter()
-            .find(|b| {
-                b.contributing
-                    .iter()
-                    .any(|c| c.class_index == prediction.class_index)
-            })
-            .map(|b| b.owner)
-            .unwrap_or(Owner::Unlisted(prediction.class_index))
     }
 }
 

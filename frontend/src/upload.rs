@@ -50,7 +50,8 @@ impl Upload {
                 .file_name
                 .unwrap_or_else(|| FALLBACK_FILE_NAME.to_owned()),
             content_type,
-            bytes: upload.bytes.to_vec(),
+            // Without a copy: the reader built the Bytes from a Vec it alone holds.
+            bytes: Vec::from(upload.bytes),
         })
     }
 }
