@@ -19,6 +19,10 @@ use ml::manifest::Manifest;
 use ml::photo::{DecodeLimits, decode};
 use tract_onnx::prelude::Tensor;
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::summary;
+
 struct Args {
     runs: usize,
     warmup: usize,
@@ -58,19 +62,6 @@ fn parse_args() -> anyhow::Result<Args> {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn summary(mut times: Vec<f64>) -> serde_json::Value {
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    let r = |x: f64| (x * 1000.0).round() / 1000.0;
-    serde_json::json!({
-        "runs": times.len(),
-        "median_ms": r(pct(0.5)),
-        "p10_ms": r(pct(0.1)),
-        "p90_ms": r(pct(0.9)),
-        "min_ms": r(times[0]),
-    })
 }
 
 fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
