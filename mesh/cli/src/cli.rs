@@ -1,8 +1,9 @@
-//! The `mesh` command line: `check`, `route`, `demo` and `envoy`.
+//! The `mesh` command line: `check`, `route`, `demo`, `envoy` and `compare-routes`.
 //!
 //! Exit codes: 0 success / PASS, 1 findings with errors / no route / FAIL, 2 unusable input.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::demo::{Batch, DemoPlan, DemoReport, Tolerance};
 use mesh_istio::analyze::{Severity, analyze};
 use mesh_istio::load::load_input;
+use mesh_istio::oracle::{IstioReport, compare};
 use mesh_istio::route::{Caller, RouteDecision, RouteTable};
 use mesh_istio::trail::{entry_caller, follow};
 
@@ -42,6 +44,19 @@ pub enum Command {
     /// Render the docker compose lab's Envoy bootstrap from the VirtualServices and
     /// DestinationRules (or check that a rendering is current).
     Envoy(crate::envoy::EnvoyArgs),
+    /// Hold the project's routing against Istio's: every probe Istio's control plane answered
+    /// (tests/upstream/oracle) must get the same route, subsets, timeout, retries and fault here.
+    CompareRoutes(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The oracle's answers for one overlay (`<overlay>.istio.json`).
+    #[arg(long)]
+    pub istio: PathBuf,
+    /// The rendered overlay the project evaluates (a YAML file, a directory, or `-`).
+    #[arg(long)]
+    pub config: String,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +114,10 @@ pub struct DemoArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30.0, value_parser = parse_timeout)]
     pub timeout: f64,
+    /// `HOST=IP`: connect to IP for the URL's HOST instead of resolving it (like `curl --resolve`),
+    /// e.g. `--url http://frontend.local --resolve frontend.local=127.0.0.1` for a kind gateway.
+    #[arg(long, value_parser = parse_resolve)]
+    pub resolve: Option<(String, IpAddr)>,
 }
 
 fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
@@ -110,6 +129,19 @@ fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     let value = HeaderValue::from_str(value.trim())
         .map_err(|_| format!("`{}` is not a valid header value", value.trim()))?;
     Ok((name, value))
+}
+
+fn parse_resolve(text: &str) -> Result<(String, IpAddr), String> {
+    let (host, ip) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not `HOST=IP`"))?;
+    if host.is_empty() {
+        return Err(format!("`{text}` names no host before `=`"));
+    }
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("`{ip}` is not an IP address"))?;
+    Ok((host.to_owned(), ip))
 }
 
 fn parse_tolerance(text: &str) -> Result<f64, String> {
@@ -135,6 +167,45 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Route(args) => route(&args),
         Command::Demo(args) => demo(&args),
         Command::Envoy(args) => crate::envoy::envoy(&args),
+        Command::CompareRoutes(args) => compare_routes(&args),
+    }
+}
+
+fn compare_routes(args: &CompareArgs) -> ExitCode {
+    let report = match std::fs::read_to_string(&args.istio)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            serde_json::from_str::<IstioReport>(&text)
+                .map_err(|e| format!("not an oracle report: {e}"))
+        }) {
+        Ok(report) => report,
+        Err(e) => return usage_error(format!("{}: {e}", args.istio.display())),
+    };
+    let table = match load_input(&args.config)
+        .map_err(|e| e.to_string())
+        .and_then(|r| RouteTable::from_resources(&r).map_err(|e| e.to_string()))
+    {
+        Ok(table) => table,
+        Err(e) => return usage_error(e),
+    };
+    let disagreements = compare(&table, &report);
+    for d in &disagreements {
+        println!("{}: {d}", args.config);
+    }
+    println!(
+        "{}: {} probe{} of Istio {} (proxy {}), {} disagreement{}",
+        args.config,
+        report.probes.len(),
+        plural(report.probes.len()),
+        report.overlay,
+        report.istio_proxy_version,
+        disagreements.len(),
+        plural(disagreements.len())
+    );
+    if disagreements.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -313,6 +384,7 @@ fn demo(args: &DemoArgs) -> ExitCode {
             .tolerance
             .map_or_else(Tolerance::default, Tolerance::Absolute),
         timeout: Duration::from_secs_f64(args.timeout),
+        resolve: args.resolve.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -458,6 +530,16 @@ mod tests {
         assert_eq!(value, "true");
         assert!(parse_header("no-colon").is_err());
         assert!(parse_header("bad name: x").is_err());
+    }
+
+    #[test]
+    fn resolve_parses_host_and_ip_and_rejects_garbage() {
+        let (host, ip) = parse_resolve("frontend.local=127.0.0.1").expect("valid");
+        assert_eq!(host, "frontend.local");
+        assert_eq!(ip, IpAddr::from([127, 0, 0, 1]));
+        assert!(parse_resolve("frontend.local:127.0.0.1").is_err());
+        assert!(parse_resolve("=127.0.0.1").is_err());
+        assert!(parse_resolve("frontend.local=localhost").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The canary demo: send requests through the real services, tally which build served each hop,
 //! and compare the shares with what the routing config says they should be.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -257,6 +258,9 @@ pub struct DemoPlan {
     pub config: PathBuf,
     pub tolerance: Tolerance,
     pub timeout: Duration,
+    /// Connect to this address for the URL's host instead of resolving it (like `curl --resolve`),
+    /// so a gateway's virtual host such as `frontend.local` is reached without an /etc/hosts entry.
+    pub resolve: Option<(String, IpAddr)>,
 }
 
 /// Everything `mesh demo` measured and decided.
@@ -294,11 +298,14 @@ pub async fn run(plan: &DemoPlan) -> Result<DemoReport, DemoError> {
         url: plan.url.clone(),
         reason: e.to_string(),
     })?;
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(plan.timeout)
-        .connect_timeout(plan.timeout.min(Duration::from_secs(5)))
-        .build()
-        .map_err(DemoError::Client)?;
+        .connect_timeout(plan.timeout.min(Duration::from_secs(5)));
+    if let Some((host, ip)) = &plan.resolve {
+        // reqwest takes the port from the URL; the one given here is ignored.
+        client = client.resolve(host, SocketAddr::new(*ip, 0));
+    }
+    let client = client.build().map_err(DemoError::Client)?;
     let mut tallies = [Tally::default(), Tally::default()];
     for (batch, tally) in Batch::ALL.into_iter().zip(tallies.iter_mut()) {
         let mut consecutive_failures = 0;

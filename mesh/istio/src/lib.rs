@@ -32,6 +32,11 @@
 //!   `MSH02xx` (Services), `MSH03xx` (mesh security), `MSH04xx` (probes); see
 //!   [`analyze::Code`].
 //!
+//! - [`oracle`]: the [`route::RouteTable`] held against Istio's own answers (the route
+//!   configuration istiod would push, computed by tests/upstream/oracle against istio.io/istio's
+//!   pilot): every difference in route, weights, timeout, retries or fault, named (`mesh
+//!   compare-routes`).
+//!
 //! The `mesh` command-line tool (`check`, `route`, `demo`) is the `mesh-cli` crate; this library has
 //! no async runtime, HTTP client or argument parser, so the lab links only what it routes with.
 //!
@@ -45,6 +50,7 @@ pub mod duration;
 pub mod envoy;
 pub mod host;
 pub mod load;
+pub mod oracle;
 pub mod resources;
 pub mod route;
 pub mod trail;

@@ -91,7 +91,30 @@ fn plan(url: String, requests: usize) -> DemoPlan {
         config: dir("good"),
         tolerance: Tolerance::default(),
         timeout: Duration::from_secs(10),
+        resolve: None,
     }
+}
+
+/// `--resolve` reaches a virtual host name that no resolver knows (as a kind gateway's
+/// `frontend.local` is reached through 127.0.0.1); without it the same URL cannot connect.
+#[tokio::test]
+async fn resolve_reaches_a_virtual_host_by_address() {
+    let url = serve(Behaviour::Faithful).await;
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let virtual_url = format!("http://frontend.lab.invalid:{port}/");
+    let mut pinned = plan(virtual_url.clone(), 20);
+    pinned.resolve = Some(("frontend.lab.invalid".into(), [127, 0, 0, 1].into()));
+    let report = run(&pinned).await.expect("demo runs through --resolve");
+    assert!(report.verdict.pass, "{report:?}");
+    assert!(
+        run(&plan(virtual_url, 20)).await.is_err(),
+        "an unresolvable host must not connect"
+    );
 }
 
 #[tokio::test]

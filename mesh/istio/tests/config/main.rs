@@ -3,5 +3,6 @@
 
 mod analyzer;
 mod fixtures;
+mod oracle;
 mod routing;
 mod shipped;
