@@ -5,6 +5,9 @@
 #   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
 #     for the whole workspace
 #   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
+#   - upstream tools built from their Go modules judge mesh/deploy, the Istio install and terraform/:
+#     istioctl validate/analyze, helm-rendered Istio charts, terraform fmt, checkov, the kind walk,
+#     and Istio's pilot as the routing oracle (tests/upstream/)
 #   - the local lab: a real browser uploads a photo; `mesh demo` checks the canary split per hop
 # Ends with one line `total: N passed, N failed` (one per step) and exits non-zero on any failure.
 set -uo pipefail
@@ -14,6 +17,9 @@ cd "$ROOT" || exit 1
 VENV="$ROOT/.venv"
 # Where cargo puts the binaries the lab steps run (CARGO_TARGET_DIR is honoured).
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+# Where tests/upstream/tools.sh puts istioctl, helm and the oracle (kept between runs, rebuilt when
+# a pin changes).
+export UPSTREAM_TOOLS="${UPSTREAM_TOOLS:-$ROOT/.tools}"
 passed=0
 failed=0
 failures=()
@@ -156,6 +162,13 @@ if [ "$STAGES" = all ]; then
     run "cargo test" cargo test --workspace --locked
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
     run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
+    if run_ok "upstream tools: istioctl, helm, terraform from their Go modules (tests/upstream/tools.sh)" \
+        bash tests/upstream/tools.sh; then
+        run "upstream: istioctl validate/analyze, Istio's charts, terraform/, the kind walk (tests/upstream/check.sh)" \
+            env PATH="$UPSTREAM_TOOLS/bin:$PATH" bash tests/upstream/check.sh
+        run "upstream: Istio's pilot as the routing oracle for every overlay (tests/upstream/oracle.sh)" \
+            env MESH_BIN="$BIN/mesh" bash tests/upstream/oracle.sh
+    fi
     run "local lab: start" start_lab
     if [ -n "$LAB_PID" ]; then
         run "local lab: a real browser uploads a photo" browser_upload
