@@ -65,9 +65,25 @@ echo "     analyzers: $(sed -n '/^Executed/,$p' "$OUT/analyzers.txt" | grep -c '
 reject "istioctl validate rejects $FIXTURES/virtualservice-typo-field.yaml" \
     'unknown field "weigth"|VirtualService/backend/backend' \
     "$ISTIOCTL" validate -f "$FIXTURES/virtualservice-typo-field.yaml"
+reject "istioctl validate rejects $FIXTURES/invalid-timeout.yaml" \
+    'invalid duration "soon"|VirtualService/backend/backend' \
+    "$ISTIOCTL" validate -f "$FIXTURES/invalid-timeout.yaml"
+reject "istioctl validate rejects $FIXTURES/invalid-regex.yaml" \
+    'error parsing regexp: missing closing )|VirtualService/backend/backend' \
+    "$ISTIOCTL" validate -f "$FIXTURES/invalid-regex.yaml"
+# The analyzer findings mesh check no longer makes itself (mesh/istio/src/analyze/code.rs).
 reject "istioctl analyze rejects $FIXTURES/dangling-subset.yaml" \
     'IST0101|VirtualService backend/backend|backend.backend.svc.cluster.local+canry' \
     analyze_clean "$FIXTURES/dangling-subset.yaml"
+reject "istioctl analyze rejects $FIXTURES/missing-gateway.yaml" \
+    'IST0101|Referenced gateway not found: "frontend/frontend-gw"' \
+    analyze_clean "$FIXTURES/missing-gateway.yaml"
+reject "istioctl analyze rejects $FIXTURES/reversed-match-order.yaml" \
+    'IST0130|VirtualService rule "canary-by-header" not used' \
+    analyze_clean "$FIXTURES/reversed-match-order.yaml"
+reject "istioctl analyze rejects $FIXTURES/duplicate-host.yaml (with the good fixture set)" \
+    'IST0109|backend/backend,backend/backend-copy' \
+    analyze_clean mesh/istio/tests/fixtures/good "$FIXTURES/duplicate-host.yaml"
 
 # --- Istio's Helm charts with our values, rendered offline --------------------------------------
 charts_dir() {

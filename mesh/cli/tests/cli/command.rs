@@ -60,7 +60,7 @@ fn check_good_exits_zero() {
 
 #[test]
 fn check_broken_prints_findings_and_exits_one() {
-    let file = broken("dangling-subset");
+    let file = broken("dangling-host");
     let path = file.to_str().expect("utf-8");
     let out = mesh(&["check", path], None);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

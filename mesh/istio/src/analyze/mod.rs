@@ -20,13 +20,11 @@ use workloads::check_deployments;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::duration::parse_duration;
 use crate::host::{CLUSTER_DOMAIN, resolve_short_name};
 use crate::resources::{
     Container, Deployment, DestinationRule, Gateway, IntOrString, PeerAuthentication, Resource,
-    ResourceBody, Service, StringMatch, VirtualService, selects,
+    ResourceBody, Service, VirtualService, selects,
 };
-use crate::route::compile_regex;
 
 /// The ingress gateway's identity: it lives outside the project's files but may be named as a
 /// principal.
