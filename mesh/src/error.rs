@@ -72,6 +72,10 @@ pub mod code {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const MISSING_IMAGE: &str = "missing_image";
     pub const INVALID_MULTIPART: &str = "invalid_multipart";
+    /// Past a tier's in-flight bound (503 with `Retry-After`).
+    pub const OVERLOADED: &str = "overloaded";
+    /// The request body did not arrive within the body-read bound (408).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
 }
 
 /// A service's error, as the shared contract sees it.
