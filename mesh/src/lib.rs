@@ -37,7 +37,7 @@ pub mod upload;
 
 pub use client::MeshClient;
 pub use edge::Mesh;
-pub use error::{ErrorBody, ServiceError};
+pub use error::{ErrorBody, ServiceError, Unavailability};
 pub use health::Readiness;
 pub use identity::{ServiceIdentity, UnknownVersion, Version};
 pub use limits::ServingLimits;
