@@ -16,6 +16,8 @@ use crate::upload::{IMAGE_FIELD, Upload};
 /// The backend's answers are small JSON documents; anything bigger is refused unread.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 const SERVED_BY_HEADER: &str = "x-served-by";
+/// The file name the photo is forwarded under, whatever the browser called it.
+pub const FORWARDED_FILE_NAME: &str = "photo";
 
 #[derive(Clone)]
 pub struct BackendClient {
@@ -85,15 +87,15 @@ impl BackendClient {
         }
     }
 
-    /// Sends the photo as multipart field `image` (same file name and content type) and
-    /// reads the backend's verdict.
+    /// Sends the photo as multipart field `image` (same content type, file name
+    /// [`FORWARDED_FILE_NAME`]) and reads the backend's verdict.
     pub async fn analyze(
         &self,
         ctx: &RequestContext,
         upload: Upload,
     ) -> Result<BackendAnswer, BackendError> {
         let part = Part::bytes(upload.bytes)
-            .file_name(upload.file_name)
+            .file_name(FORWARDED_FILE_NAME)
             .mime_str(&upload.content_type)
             .map_err(BackendError::InvalidUpload)?;
         let form = Form::new().part(IMAGE_FIELD, part);

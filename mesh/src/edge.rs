@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode, header};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -28,6 +28,9 @@ use crate::identity::ServiceIdentity;
 use crate::limits::{self, ServingLimits};
 use crate::metrics::{self, HttpMetrics};
 use crate::{MeshClient, RequestContext, X_REQUEST_ID, X_SERVED_BY};
+
+/// The Content-Security-Policy of an answer whose service set none (JSON, probes, metrics).
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// A service's handle on the mesh: identity, readiness and metrics registry. Cheap to clone.
 #[derive(Clone)]
@@ -108,6 +111,20 @@ impl Mesh {
                 .layer(SetResponseHeaderLayer::overriding(
                     X_SERVED_BY,
                     self.served_by.clone(),
+                ))
+                // Security headers on every answer; a service may set a CSP of its own (the
+                // frontend's pages do), else nothing may be loaded or framed.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(DEFAULT_CSP),
                 ))
                 // The propagated headers, read once.
                 .layer(middleware::from_fn(read_context))
