@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use mesh::{Mesh, MeshClient, RequestContext};
+use mesh::{Mesh, MeshClient, RequestContext, Unavailability};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
 
@@ -51,6 +51,12 @@ pub enum BackendError {
         retry_after: Option<String>,
         served_by: Vec<String>,
     },
+    #[error("the backend or its downstream is unavailable ({status})")]
+    Unavailable {
+        status: StatusCode,
+        retry_after: Option<String>,
+        served_by: Vec<String>,
+    },
     #[error("the backend's own downstream timed out")]
     DownstreamTimeout { served_by: Vec<String> },
     #[error("the backend failed with {status}")]
@@ -72,6 +78,7 @@ impl BackendError {
             Self::InvalidUpload(_) | Self::Unreachable(_) | Self::Timeout => &[],
             Self::Rejected { served_by, .. }
             | Self::Busy { served_by, .. }
+            | Self::Unavailable { served_by, .. }
             | Self::DownstreamTimeout { served_by }
             | Self::Failed { served_by, .. }
             | Self::InvalidAnswer { served_by, .. } => served_by,
@@ -123,14 +130,27 @@ impl BackendClient {
                 message: error_message(&body),
                 served_by,
             },
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => BackendError::Busy {
-                status,
-                retry_after: headers
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = headers
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                served_by,
-            },
+                    .map(str::to_owned);
+                let busy = status == StatusCode::TOO_MANY_REQUESTS
+                    || Unavailability::of_503(&headers, &body) == Unavailability::Overloaded;
+                if busy {
+                    BackendError::Busy {
+                        status,
+                        retry_after,
+                        served_by,
+                    }
+                } else {
+                    BackendError::Unavailable {
+                        status,
+                        retry_after,
+                        served_by,
+                    }
+                }
+            }
             StatusCode::GATEWAY_TIMEOUT => BackendError::DownstreamTimeout { served_by },
             _ => BackendError::Failed { status, served_by },
         })
