@@ -158,6 +158,8 @@ impl RemoteClassifier {
                 },
                 Unavailability::Unavailable => ClassifyError::Unavailable { code: detail.code },
             }),
+            // The proxy in front of ml (Envoy's route timeout, the lab's hop) gave up waiting.
+            StatusCode::GATEWAY_TIMEOUT => Err(ClassifyError::Timeout(self.client.timeout())),
             other => Err(ClassifyError::Failed(format!(
                 "answered {other} ({})",
                 detail.code

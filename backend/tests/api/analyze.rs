@@ -518,6 +518,25 @@ async fn a_proxys_503_is_busy_only_when_it_says_overload() {
     }
 }
 
+/// Envoy's route timeout in front of ml answers 504 itself: still ml being too slow, not broken.
+#[tokio::test]
+async fn a_proxys_504_is_a_timeout_not_a_broken_answer() {
+    let ml = MlDouble::start(MlBehaviour::Proxy(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream request timeout",
+        &[],
+    ))
+    .await;
+    let app = TestApp::spawn(&ml.url, &[]).await;
+    let response = app
+        .upload("image", "image/png", PHOTO)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_code(&json_of(response).await), "ml_timeout");
+}
+
 #[tokio::test]
 async fn a_reset_is_503_a_truncated_answer_502_and_recovery_is_automatic() {
     for (broken, status, code) in [

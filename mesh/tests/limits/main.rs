@@ -51,6 +51,10 @@ async fn serve(limits: ServingLimits, routes: Router) -> SocketAddr {
 fn routes() -> Router {
     Router::new()
         .route("/hello", get(|| async { "hello" }))
+        .route(
+            "/boom",
+            get(|| async { panic!("at /src/secret.rs: index out of bounds") as &'static str }),
+        )
         // A handler that turns any body error into its own 400, as real handlers do.
         .route(
             "/upload",
@@ -351,4 +355,33 @@ async fn past_the_in_flight_bound_the_answer_is_503_overloaded_and_probes_still_
         .send();
     gate.add_permits(1);
     assert_eq!(again.await.expect("sent").status(), 200, "slots are given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_handler_answers_the_json_500_and_the_server_keeps_serving() {
+    let addr = serve(limits(), routes()).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let boom = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(boom.status(), 500);
+        assert_eq!(boom.headers()["content-type"], "application/json");
+        let body = boom.text().await.expect("body");
+        let error = mesh::ErrorBody::parse(body.as_bytes())
+            .unwrap_or_else(|| panic!("the shared error body: {body}"));
+        assert_eq!(error.code(), "internal");
+        assert!(
+            !body.contains("secret") && !body.contains("panic") && !body.contains(".rs"),
+            "{body}"
+        );
+    }
+    let fine = client
+        .get(format!("http://{addr}/hello"))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(fine.status(), 200);
 }
