@@ -181,10 +181,10 @@ if [ "$STAGES" = all ]; then
     run "shellcheck (every tracked shell script)" shellcheck_scripts
     run "cargo fmt --check" cargo fmt --all --check
     run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
-    run "cargo test" cargo test --workspace --locked
     run "setup: cargo-deny $CARGO_DENY_VERSION (.tools/cargo)" install_cargo_deny
     run "cargo deny check licenses bans sources (deny.toml)" cargo_deny
     run "cargo deny rejects a broken policy (tests/deny/rejects-mit.toml)" cargo_deny_rejects_a_broken_policy
+    run "cargo test" cargo test --workspace --locked
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
     run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
     run "local lab: start" start_lab
