@@ -155,5 +155,8 @@ async fn past_the_in_flight_bound_uploads_get_503_and_memory_stays_bounded() {
         budget >> 20
     );
     assert!(served >= 1, "nothing was served");
-    assert!(refused >= 1, "the burst never reached the bound: the test proves nothing");
+    assert!(
+        refused >= 1,
+        "the burst never reached the bound: the test proves nothing"
+    );
 }

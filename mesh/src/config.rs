@@ -258,12 +258,15 @@ impl ServingLimits {
             ));
         }
         Ok(Self {
-            header_read_timeout: env
-                .positive_millis_or(HTTP_HEADER_READ_TIMEOUT_MS, Self::DEFAULT_HEADER_READ_TIMEOUT)?,
+            header_read_timeout: env.positive_millis_or(
+                HTTP_HEADER_READ_TIMEOUT_MS,
+                Self::DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
             body_read_timeout: env
                 .positive_millis_or(HTTP_BODY_READ_TIMEOUT_MS, Self::DEFAULT_BODY_READ_TIMEOUT)?,
             max_header_bytes,
-            max_connections: env.positive_or(HTTP_MAX_CONNECTIONS, Self::DEFAULT_MAX_CONNECTIONS)?,
+            max_connections: env
+                .positive_or(HTTP_MAX_CONNECTIONS, Self::DEFAULT_MAX_CONNECTIONS)?,
             max_in_flight: env.positive_or(HTTP_MAX_IN_FLIGHT, Self::DEFAULT_MAX_IN_FLIGHT)?,
         })
     }

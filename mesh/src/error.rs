@@ -103,8 +103,7 @@ impl Unavailability {
                 Self::Unavailable
             };
         }
-        if headers.contains_key("x-envoy-overloaded") || headers.contains_key(header::RETRY_AFTER)
-        {
+        if headers.contains_key("x-envoy-overloaded") || headers.contains_key(header::RETRY_AFTER) {
             Self::Overloaded
         } else {
             Self::Unavailable

@@ -513,7 +513,11 @@ async fn a_proxys_503_is_busy_only_when_it_says_overload() {
         let body = json_of(response).await;
         assert_eq!(error_code(&body), code, "{body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
-        let word = if code == "ml_overloaded" { "busy" } else { "unavailable" };
+        let word = if code == "ml_overloaded" {
+            "busy"
+        } else {
+            "unavailable"
+        };
         assert!(message.contains(word), "{message}");
     }
 }
@@ -540,7 +544,11 @@ async fn a_proxys_504_is_a_timeout_not_a_broken_answer() {
 #[tokio::test]
 async fn a_reset_is_503_a_truncated_answer_502_and_recovery_is_automatic() {
     for (broken, status, code) in [
-        (BrokenMl::Reset, StatusCode::SERVICE_UNAVAILABLE, "ml_unavailable"),
+        (
+            BrokenMl::Reset,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ml_unavailable",
+        ),
         (BrokenMl::Truncated, StatusCode::BAD_GATEWAY, "ml_error"),
     ] {
         let url = broken.start().await;

@@ -72,7 +72,11 @@ pub enum MlBehaviour {
     /// Sleep this long, then answer 200 with `ok_body`.
     Slow(Duration),
     /// Answer this status with a plain-text body and these headers, as a proxy (Envoy) would.
-    Proxy(StatusCode, &'static str, &'static [(&'static str, &'static str)]),
+    Proxy(
+        StatusCode,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    ),
 }
 
 /// One request the double received.

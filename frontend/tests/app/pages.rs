@@ -31,7 +31,10 @@ async fn the_upload_page_is_an_accessible_multipart_form() {
     assert!(html.contains("frontend/stable"), "names the build: {html}");
     assert!(html.contains("build-stable"), "{html}");
     assert!(!html.contains("<script"), "no JavaScript needed: {html}");
-    assert!(!html.contains("style="), "no inline style (the CSP allows none): {html}");
+    assert!(
+        !html.contains("style="),
+        "no inline style (the CSP allows none): {html}"
+    );
     // A strict policy: the one stylesheet from here, the form posts here, no framing.
     let csp = headers["content-security-policy"].to_str().expect("text");
     for directive in [

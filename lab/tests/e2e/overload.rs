@@ -38,7 +38,10 @@ async fn past_mls_queue_every_answer_is_200_or_503_with_retry_after() {
         }
     }
     assert!(served >= 1, "nothing was served");
-    assert!(refused >= 1, "ml's queue was never full: the test proves nothing");
+    assert!(
+        refused >= 1,
+        "ml's queue was never full: the test proves nothing"
+    );
     // And once the burst is over, everything is served again.
     assert_eq!(app.analyze_json(false).await.item.label, "espresso");
     app.lab.shutdown().await;

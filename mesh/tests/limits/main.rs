@@ -121,7 +121,9 @@ fn status_of(response: &[u8]) -> Option<u16> {
 
 fn body_of(response: &[u8]) -> &str {
     let text = std::str::from_utf8(response).unwrap_or_default();
-    text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default()
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -350,11 +352,13 @@ async fn past_the_in_flight_bound_the_answer_is_503_overloaded_and_probes_still_
         let answer = request.await.expect("joined").expect("sent");
         assert_eq!(answer.status(), 200);
     }
-    let again = client
-        .get(format!("http://{addr}/hold"))
-        .send();
+    let again = client.get(format!("http://{addr}/hold")).send();
     gate.add_permits(1);
-    assert_eq!(again.await.expect("sent").status(), 200, "slots are given back");
+    assert_eq!(
+        again.await.expect("sent").status(),
+        200,
+        "slots are given back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
