@@ -10,7 +10,7 @@
 //! | `HTTP_MAX_CONNECTIONS` | 512 | open connections; past it new connections wait in the listen backlog until one closes |
 //! | `HTTP_MAX_IN_FLIGHT` | 64 | requests being served at once (probes and `/metrics` not counted); past it the answer is 503 `overloaded` with `Retry-After`, at once and without reading the body |
 //!
-//! Why these values (also in the mesh README):
+//! Why these values (also in docs/hardening.md, with the tests):
 //! - 10 s for a head: browsers and sidecars send a head in one write, well under a second even on a
 //!   poor mobile link; 10 s leaves room for retransmissions and still frees a slowloris connection
 //!   quickly. Hyper re-arms the same timer while a kept-alive connection waits for its next head.
@@ -23,7 +23,7 @@
 //!   connection pool and files; each idle connection costs a few KiB.
 //! - 64 in flight: above the backend's own `MAX_CONCURRENT_ANALYSES` (32) and ml's queue (workers +
 //!   `ML_QUEUE_CAPACITY`), so those tiers' own, more specific refusals come first; it bounds what a
-//!   tier buffers to about 64 × `MAX_UPLOAD_BYTES` (see the memory budget in the mesh README).
+//!   tier buffers to about 64 × `MAX_UPLOAD_BYTES` (see the memory budget in docs/hardening.md).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,18 +73,14 @@ impl Default for ServingLimits {
 }
 
 /// The answer past the in-flight bound: 503 `overloaded` with `Retry-After`. The body of the
-/// refused request is never read.
+/// refused request is never read (hyper then closes that connection; one without a body stays
+/// open).
 pub(crate) fn overloaded() -> Response {
-    let mut response = ErrorBody::new(
+    ErrorBody::new(
         code::OVERLOADED,
         "the service is busy with other requests; please try again in a moment",
     )
-    .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
-    // The unread body makes the connection unusable for a next request.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    .into_response_with(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// Edge middleware: the body must arrive within `timeout` of the head. A body that does not is cut
