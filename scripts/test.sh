@@ -3,7 +3,7 @@
 # machine, then runs every check. Usage: scripts/test.sh
 #   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
 #   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
-#     for the whole workspace
+#     for the whole workspace; cargo deny (licenses, bans, sources) with a pinned cargo-deny
 #   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
 #   - upstream tools built from their Go modules judge mesh/deploy, the Istio install and terraform/:
 #     istioctl validate/analyze, helm-rendered Istio charts, terraform fmt, checkov, the kind walk,
@@ -85,6 +85,34 @@ ensure_rust_toolchain() {
     fi
 }
 
+# cargo-deny, pinned, built from crates.io into ./.tools/cargo (skipped when that version is there).
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY="$ROOT/.tools/cargo/bin/cargo-deny"
+install_cargo_deny() {
+    if [ -x "$CARGO_DENY" ] && [ "$("$CARGO_DENY" --version)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+        return 0
+    fi
+    cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION" --root "$ROOT/.tools/cargo" \
+        --target-dir "${CARGO_TARGET_DIR:-$ROOT/target}/tools"
+}
+
+# deny.toml: licenses, bans (duplicates warn), sources. Advisories need the RustSec database, a git
+# repository on GitHub that these machines cannot reach, so they are not checked here.
+cargo_deny() {
+    "$CARGO_DENY" --offline --locked check licenses bans sources
+}
+
+# The check must be able to fail: a policy that allows only Apache-2.0 must reject the tree.
+cargo_deny_rejects_a_broken_policy() {
+    local rc=0
+    "$CARGO_DENY" --offline --locked --config tests/deny/rejects-mit.toml check licenses \
+        >/dev/null 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        echo "cargo deny accepted tests/deny/rejects-mit.toml" >&2
+        return 1
+    fi
+}
+
 mesh_check_rendered() {
     local ok=0
     for rendered in target/mesh-rendered/*.yaml; do
@@ -159,6 +187,9 @@ if [ "$STAGES" = all ]; then
     run "shellcheck (every tracked shell script)" shellcheck_scripts
     run "cargo fmt --check" cargo fmt --all --check
     run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+    run "setup: cargo-deny $CARGO_DENY_VERSION (.tools/cargo)" install_cargo_deny
+    run "cargo deny check licenses bans sources (deny.toml)" cargo_deny
+    run "cargo deny rejects a broken policy (tests/deny/rejects-mit.toml)" cargo_deny_rejects_a_broken_policy
     run "cargo test" cargo test --workspace --locked
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
     run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
-use mesh::{MeshClient, RequestContext};
+use mesh::{MeshClient, RequestContext, Unavailability};
 use serde::Deserialize;
 
 use crate::assessment::Prediction;
@@ -49,12 +49,15 @@ pub enum ClassifyError {
     Timeout(Duration),
     #[error("ml is unreachable: {0}")]
     Unreachable(String),
-    #[error("ml is unavailable ({code})")]
-    Unavailable {
+    /// A 503 that says ml (or the proxy before it) is busy.
+    #[error("ml is overloaded ({code})")]
+    Overloaded {
         code: String,
-        message: String,
         retry_after: Option<u64>,
     },
+    /// A 503 that says ml is not there to serve: down, not ready, no healthy replica.
+    #[error("ml is unavailable ({code})")]
+    Unavailable { code: String },
     #[error("ml refused the image with {status}: {code}: {message}")]
     Rejected {
         status: StatusCode,
@@ -71,6 +74,7 @@ impl ClassifyError {
         match self {
             ClassifyError::Timeout(_) => "timeout",
             ClassifyError::Unreachable(_) => "unreachable",
+            ClassifyError::Overloaded { .. } => "overloaded",
             ClassifyError::Unavailable { .. } => "unavailable",
             ClassifyError::Rejected { .. } => "rejected",
             ClassifyError::Failed(_) => "failed",
@@ -108,13 +112,13 @@ impl RemoteClassifier {
             .body(image)
             .send()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.transport_error(e, Stage::Sending))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(e))?;
+            .map_err(|e| self.transport_error(e, Stage::ReadingAnswer))?;
         let elapsed = started.elapsed();
         if status.is_success() {
             let parsed: ClassifyBody = serde_json::from_slice(&body)
@@ -147,11 +151,15 @@ impl RemoteClassifier {
                 code: detail.code,
                 message: detail.message,
             }),
-            StatusCode::SERVICE_UNAVAILABLE => Err(ClassifyError::Unavailable {
-                code: detail.code,
-                message: detail.message,
-                retry_after: retry_after(&headers),
+            StatusCode::SERVICE_UNAVAILABLE => Err(match Unavailability::of_503(&headers, &body) {
+                Unavailability::Overloaded => ClassifyError::Overloaded {
+                    code: detail.code,
+                    retry_after: retry_after(&headers),
+                },
+                Unavailability::Unavailable => ClassifyError::Unavailable { code: detail.code },
             }),
+            // The proxy in front of ml (Envoy's route timeout, the lab's hop) gave up waiting.
+            StatusCode::GATEWAY_TIMEOUT => Err(ClassifyError::Timeout(self.client.timeout())),
             other => Err(ClassifyError::Failed(format!(
                 "answered {other} ({})",
                 detail.code
@@ -159,15 +167,25 @@ impl RemoteClassifier {
         }
     }
 
-    fn transport_error(&self, error: reqwest::Error) -> ClassifyError {
+    /// A timeout is a timeout wherever it struck. Otherwise a connection that failed or was reset
+    /// before ml answered means ml is not there (503, as Envoy says for a reset before headers); an
+    /// answer cut short is a broken answer (502).
+    fn transport_error(&self, error: reqwest::Error, stage: Stage) -> ClassifyError {
         if error.is_timeout() {
             ClassifyError::Timeout(self.client.timeout())
-        } else if error.is_connect() {
+        } else if stage == Stage::Sending {
             ClassifyError::Unreachable(error.to_string())
         } else {
-            ClassifyError::Failed(error.to_string())
+            ClassifyError::Failed(format!("the answer broke off: {error}"))
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Until ml's answer head arrived.
+    Sending,
+    ReadingAnswer,
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<u64> {

@@ -106,10 +106,16 @@ impl From<ClassifyError> for ApiError {
                     retry_after: RETRY_AFTER_SECS,
                 }
             }
-            ClassifyError::Unavailable { retry_after, .. } => {
-                tracing::warn!(error = %error, "ml unavailable");
+            ClassifyError::Overloaded { retry_after, .. } => {
+                tracing::warn!(error = %error, "ml overloaded");
                 Self::MlOverloaded {
                     retry_after: retry_after.unwrap_or(RETRY_AFTER_SECS),
+                }
+            }
+            ClassifyError::Unavailable { .. } => {
+                tracing::warn!(error = %error, "ml unavailable");
+                Self::MlUnavailable {
+                    retry_after: RETRY_AFTER_SECS,
                 }
             }
             ClassifyError::Rejected {
@@ -184,13 +190,19 @@ mod tests {
                 "ml_unavailable",
             ),
             (
-                ClassifyError::Unavailable {
+                ClassifyError::Overloaded {
                     code: "overloaded".into(),
-                    message: String::new(),
                     retry_after: Some(3),
                 },
                 503,
                 "ml_overloaded",
+            ),
+            (
+                ClassifyError::Unavailable {
+                    code: "no_healthy_upstream".into(),
+                },
+                503,
+                "ml_unavailable",
             ),
             (
                 ClassifyError::Rejected {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use mesh::{Mesh, MeshClient, RequestContext};
+use mesh::{Mesh, MeshClient, RequestContext, Unavailability};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
 
@@ -16,6 +16,8 @@ use crate::upload::{IMAGE_FIELD, Upload};
 /// The backend's answers are small JSON documents; anything bigger is refused unread.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 const SERVED_BY_HEADER: &str = "x-served-by";
+/// The file name the photo is forwarded under, whatever the browser called it.
+pub const FORWARDED_FILE_NAME: &str = "photo";
 
 #[derive(Clone)]
 pub struct BackendClient {
@@ -49,6 +51,12 @@ pub enum BackendError {
         retry_after: Option<String>,
         served_by: Vec<String>,
     },
+    #[error("the backend or its downstream is unavailable ({status})")]
+    Unavailable {
+        status: StatusCode,
+        retry_after: Option<String>,
+        served_by: Vec<String>,
+    },
     #[error("the backend's own downstream timed out")]
     DownstreamTimeout { served_by: Vec<String> },
     #[error("the backend failed with {status}")]
@@ -70,6 +78,7 @@ impl BackendError {
             Self::InvalidUpload(_) | Self::Unreachable(_) | Self::Timeout => &[],
             Self::Rejected { served_by, .. }
             | Self::Busy { served_by, .. }
+            | Self::Unavailable { served_by, .. }
             | Self::DownstreamTimeout { served_by }
             | Self::Failed { served_by, .. }
             | Self::InvalidAnswer { served_by, .. } => served_by,
@@ -85,15 +94,15 @@ impl BackendClient {
         }
     }
 
-    /// Sends the photo as multipart field `image` (same file name and content type) and
-    /// reads the backend's verdict.
+    /// Sends the photo as multipart field `image` (same content type, file name
+    /// [`FORWARDED_FILE_NAME`]) and reads the backend's verdict.
     pub async fn analyze(
         &self,
         ctx: &RequestContext,
         upload: Upload,
     ) -> Result<BackendAnswer, BackendError> {
         let part = Part::bytes(upload.bytes)
-            .file_name(upload.file_name)
+            .file_name(FORWARDED_FILE_NAME)
             .mime_str(&upload.content_type)
             .map_err(BackendError::InvalidUpload)?;
         let form = Form::new().part(IMAGE_FIELD, part);
@@ -121,14 +130,27 @@ impl BackendClient {
                 message: error_message(&body),
                 served_by,
             },
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => BackendError::Busy {
-                status,
-                retry_after: headers
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = headers
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                served_by,
-            },
+                    .map(str::to_owned);
+                let busy = status == StatusCode::TOO_MANY_REQUESTS
+                    || Unavailability::of_503(&headers, &body) == Unavailability::Overloaded;
+                if busy {
+                    BackendError::Busy {
+                        status,
+                        retry_after,
+                        served_by,
+                    }
+                } else {
+                    BackendError::Unavailable {
+                        status,
+                        retry_after,
+                        served_by,
+                    }
+                }
+            }
             StatusCode::GATEWAY_TIMEOUT => BackendError::DownstreamTimeout { served_by },
             _ => BackendError::Failed { status, served_by },
         })

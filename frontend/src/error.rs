@@ -30,9 +30,9 @@ impl AnalyzeError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Backend(err) => match err {
                 BackendError::InvalidUpload(_) => StatusCode::BAD_REQUEST,
-                BackendError::Unreachable(_) | BackendError::Busy { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                BackendError::Unreachable(_)
+                | BackendError::Busy { .. }
+                | BackendError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 BackendError::Timeout | BackendError::DownstreamTimeout { .. } => {
                     StatusCode::GATEWAY_TIMEOUT
                 }
@@ -61,6 +61,7 @@ impl AnalyzeError {
                     _ => "bad_request",
                 },
                 BackendError::Busy { .. } => "backend_busy",
+                BackendError::Unavailable { .. } => "backend_unavailable",
                 BackendError::DownstreamTimeout { .. } => "downstream_timeout",
                 BackendError::Failed { .. } => "backend_failed",
                 BackendError::InvalidAnswer { .. } => "invalid_backend_answer",
@@ -70,7 +71,8 @@ impl AnalyzeError {
 
     /// The page heading.
     pub fn headline(&self) -> &'static str {
-        if let Self::Backend(BackendError::Unreachable(_)) = self {
+        if let Self::Backend(BackendError::Unreachable(_) | BackendError::Unavailable { .. }) = self
+        {
             return "The analysis service is unavailable";
         }
         match self.status() {
@@ -110,6 +112,11 @@ impl AnalyzeError {
                 BackendError::Unreachable(_) => {
                     "The analysis service can't be reached right now. Nothing is wrong with \
                      your photo — please try again in a moment."
+                        .to_owned()
+                }
+                BackendError::Unavailable { .. } => {
+                    "Part of the analysis service is unavailable right now. Nothing is wrong \
+                     with your photo — please try again in a moment."
                         .to_owned()
                 }
                 BackendError::Busy { .. } => {
@@ -166,6 +173,11 @@ impl AnalyzeError {
                 retry_after
                     .clone()
                     .unwrap_or_else(|| DEFAULT_RETRY_AFTER_SECS.to_owned()),
+            ),
+            Self::Backend(BackendError::Unavailable { retry_after, .. }) => Some(
+                retry_after
+                    .clone()
+                    .unwrap_or_else(|| UNREACHABLE_RETRY_AFTER_SECS.to_owned()),
             ),
             Self::Backend(BackendError::Unreachable(_)) => {
                 Some(UNREACHABLE_RETRY_AFTER_SECS.to_owned())

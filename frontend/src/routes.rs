@@ -14,6 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::{Map, Value, json};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::analysis::Analysis;
 use crate::app::{
@@ -27,6 +28,10 @@ use crate::upload::Upload;
 
 /// The stylesheet, compiled into the binary: the frontend needs no external assets.
 pub const STYLESHEET: &str = include_str!("../static/app.css");
+/// The pages' Content-Security-Policy: they load one stylesheet from here and nothing else (no
+/// script, no inline style, no image, no font), post their one form here, and may not be framed.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; \
+                            base-uri 'none'; frame-ancestors 'none'";
 /// Room for the multipart framing and the other form fields on top of the photo itself.
 const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -84,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(STYLESHEET_PATH, get(stylesheet))
         .fallback(not_found)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        ))
         .with_state(state)
 }
 

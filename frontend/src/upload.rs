@@ -9,13 +9,12 @@ use crate::error::AnalyzeError;
 
 /// The form field that carries the photo (every tier reads the same name).
 pub const IMAGE_FIELD: &str = upload::IMAGE_FIELD;
-const FALLBACK_FILE_NAME: &str = "upload";
 const FALLBACK_CONTENT_TYPE: &str = "application/octet-stream";
 
-/// One uploaded photo, as the browser described it.
+/// One uploaded photo: its type and bytes. The browser's file name is not kept (it is never
+/// shown, logged or passed on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
-    pub file_name: String,
     pub content_type: String,
     pub bytes: Vec<u8>,
 }
@@ -46,9 +45,6 @@ impl Upload {
             .or_else(|| upload.format().map(|f| f.mime().essence_str().to_owned()))
             .unwrap_or_else(|| FALLBACK_CONTENT_TYPE.to_owned());
         Ok(Self {
-            file_name: upload
-                .file_name
-                .unwrap_or_else(|| FALLBACK_FILE_NAME.to_owned()),
             content_type,
             // Without a copy: the reader built the Bytes from a Vec it alone holds.
             bytes: Vec::from(upload.bytes),

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::identity::{ServiceIdentity, Version};
+use crate::limits::ServingLimits;
 use crate::telemetry::{ExportSettings, Sampler, TelemetryConfig};
 
 pub const PORT: &str = "PORT";
@@ -31,6 +32,12 @@ pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 /// The largest upload a tier accepts, in bytes; beyond it the answer is 413 `payload_too_large`.
 pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
+// The serving bounds every tier shares (see `crate::limits` for defaults and why).
+pub const HTTP_HEADER_READ_TIMEOUT_MS: &str = "HTTP_HEADER_READ_TIMEOUT_MS";
+pub const HTTP_BODY_READ_TIMEOUT_MS: &str = "HTTP_BODY_READ_TIMEOUT_MS";
+pub const HTTP_MAX_HEADER_BYTES: &str = "HTTP_MAX_HEADER_BYTES";
+pub const HTTP_MAX_CONNECTIONS: &str = "HTTP_MAX_CONNECTIONS";
+pub const HTTP_MAX_IN_FLIGHT: &str = "HTTP_MAX_IN_FLIGHT";
 
 /// A snapshot of environment variables.
 #[derive(Debug, Clone, Default)]
@@ -215,6 +222,8 @@ pub struct MeshConfig {
     pub shutdown_delay: Duration,
     /// The bound on waiting for in-flight requests once the listener has closed.
     pub drain: Duration,
+    /// Slow and abusive clients: time, size and concurrency bounds on what the server holds.
+    pub limits: ServingLimits,
     pub telemetry: TelemetryConfig,
 }
 
@@ -230,8 +239,35 @@ impl MeshConfig {
             port: env.get_or(PORT, default_port)?,
             shutdown_delay: env.millis_or(SHUTDOWN_DELAY_MS, Duration::ZERO)?,
             drain: env.millis_or(SHUTDOWN_DRAIN_MS, Duration::from_secs(10))?,
+            limits: ServingLimits::from_env(env)?,
             telemetry: TelemetryConfig::from_env(&identity, env)?,
             identity,
+        })
+    }
+}
+
+impl ServingLimits {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let max_header_bytes =
+            env.positive_or(HTTP_MAX_HEADER_BYTES, Self::DEFAULT_MAX_HEADER_BYTES)?;
+        if max_header_bytes < Self::MIN_MAX_HEADER_BYTES {
+            return Err(ConfigError::invalid(
+                HTTP_MAX_HEADER_BYTES,
+                max_header_bytes.to_string(),
+                format!("must be at least {}", Self::MIN_MAX_HEADER_BYTES),
+            ));
+        }
+        Ok(Self {
+            header_read_timeout: env.positive_millis_or(
+                HTTP_HEADER_READ_TIMEOUT_MS,
+                Self::DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            body_read_timeout: env
+                .positive_millis_or(HTTP_BODY_READ_TIMEOUT_MS, Self::DEFAULT_BODY_READ_TIMEOUT)?,
+            max_header_bytes,
+            max_connections: env
+                .positive_or(HTTP_MAX_CONNECTIONS, Self::DEFAULT_MAX_CONNECTIONS)?,
+            max_in_flight: env.positive_or(HTTP_MAX_IN_FLIGHT, Self::DEFAULT_MAX_IN_FLIGHT)?,
         })
     }
 }
@@ -455,6 +491,44 @@ mod tests {
             (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, "soon"),
             (OTEL_BSP_MAX_QUEUE_SIZE, "0"),
             (OTEL_BSP_SCHEDULE_DELAY, "-5"),
+        ] {
+            let err = MeshConfig::from_env("ml", 5001, &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn serving_limits_default_and_refuse_nonsense() {
+        let cfg = MeshConfig::from_env("ml", 5001, &env(&[])).expect("defaults");
+        assert_eq!(cfg.limits, ServingLimits::default());
+        let cfg = MeshConfig::from_env(
+            "ml",
+            5001,
+            &env(&[
+                (HTTP_HEADER_READ_TIMEOUT_MS, "250"),
+                (HTTP_BODY_READ_TIMEOUT_MS, "1500"),
+                (HTTP_MAX_HEADER_BYTES, "8192"),
+                (HTTP_MAX_CONNECTIONS, "10"),
+                (HTTP_MAX_IN_FLIGHT, "2"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.limits,
+            ServingLimits {
+                header_read_timeout: Duration::from_millis(250),
+                body_read_timeout: Duration::from_millis(1500),
+                max_header_bytes: 8192,
+                max_connections: 10,
+                max_in_flight: 2,
+            }
+        );
+        for (name, value) in [
+            (HTTP_HEADER_READ_TIMEOUT_MS, "0"),
+            (HTTP_BODY_READ_TIMEOUT_MS, "soon"),
+            (HTTP_MAX_HEADER_BYTES, "100"),
+            (HTTP_MAX_CONNECTIONS, "0"),
+            (HTTP_MAX_IN_FLIGHT, "-1"),
         ] {
             let err = MeshConfig::from_env("ml", 5001, &env(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{name}={value}: {err}");

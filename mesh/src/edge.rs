@@ -5,12 +5,16 @@ use std::any::Any;
 use std::time::Duration;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode, header};
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -21,8 +25,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::error::{ErrorBody, code};
 use crate::health::{self, Readiness};
 use crate::identity::ServiceIdentity;
+use crate::limits::{self, ServingLimits};
 use crate::metrics::{self, HttpMetrics};
 use crate::{MeshClient, RequestContext, X_REQUEST_ID, X_SERVED_BY};
+
+/// The Content-Security-Policy of an answer whose service set none (JSON, probes, metrics).
+pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// A service's handle on the mesh: identity, readiness and metrics registry. Cheap to clone.
 #[derive(Clone)]
@@ -31,6 +39,7 @@ pub struct Mesh {
     served_by: HeaderValue,
     readiness: Readiness,
     metrics: HttpMetrics,
+    limits: ServingLimits,
 }
 
 impl Mesh {
@@ -41,8 +50,19 @@ impl Mesh {
             metrics: HttpMetrics::new(identity.clone()),
             served_by,
             readiness: Readiness::default(),
+            limits: ServingLimits::default(),
             identity,
         }
+    }
+
+    /// The request-level bounds [`wrap`](Self::wrap) applies (the default ones otherwise).
+    pub fn with_limits(mut self, limits: ServingLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &ServingLimits {
+        &self.limits
     }
 
     pub fn identity(&self) -> &ServiceIdentity {
@@ -63,7 +83,16 @@ impl Mesh {
     }
 
     /// The service's routes plus `/healthz`, `/readyz` and `/metrics`, behind the edge.
+    ///
+    /// The service's own routes (not the probes, not `/metrics`: an overloaded replica must still
+    /// say so) share one in-flight bound; past it the answer is 503 `overloaded` at once.
     pub fn wrap(&self, routes: Router) -> Router {
+        let routes = routes.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(shed_answer))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(self.limits.max_in_flight)),
+        );
         let probes = Router::new()
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
@@ -83,6 +112,20 @@ impl Mesh {
                     X_SERVED_BY,
                     self.served_by.clone(),
                 ))
+                // Security headers on every answer; a service may set a CSP of its own (the
+                // frontend's pages do), else nothing may be loaded or framed.
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(DEFAULT_CSP),
+                ))
                 // The propagated headers, read once.
                 .layer(middleware::from_fn(read_context))
                 // The request span: named by route template, child of the incoming trace context.
@@ -97,6 +140,11 @@ impl Mesh {
                 .layer(middleware::from_fn_with_state(
                     self.metrics.clone(),
                     metrics::record,
+                ))
+                // A body that dribbles in is cut off: 408.
+                .layer(middleware::from_fn_with_state(
+                    self.limits.body_read_timeout,
+                    limits::bound_body_read,
                 ))
                 // Innermost, so the span and the metrics see the 500 a panic becomes.
                 .layer(CatchPanicLayer::custom(panic_answer)),
@@ -161,6 +209,16 @@ async fn attach_span(mut req: Request, next: Next) -> Response {
         .with_local(local);
     req.extensions_mut().insert(ctx);
     next.run(req).await
+}
+
+/// The in-flight bound's refusal; the load-shed layer has no other error to give.
+async fn shed_answer(error: tower::BoxError) -> Response {
+    if !error.is::<Overloaded>() {
+        tracing::error!(error = %error, "edge layer failed");
+        return ErrorBody::new(code::INTERNAL, "internal error")
+            .into_response_with(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    limits::overloaded()
 }
 
 /// A handler that panics answers the shared 500 body; what it panicked with goes to the log only.

@@ -72,6 +72,43 @@ pub mod code {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const MISSING_IMAGE: &str = "missing_image";
     pub const INVALID_MULTIPART: &str = "invalid_multipart";
+    /// Past a tier's in-flight bound (503 with `Retry-After`).
+    pub const OVERLOADED: &str = "overloaded";
+    /// The request body did not arrive within the body-read bound (408).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+}
+
+/// What a 503 from a downstream means: it is there but busy (come back soon), or it is not there
+/// to serve (down, not ready, no healthy replica, the connection failed). Both are 503 to the
+/// caller, but they read differently to a person and only the first is worth retrying soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailability {
+    Overloaded,
+    Unavailable,
+}
+
+impl Unavailability {
+    /// Reads a 503: the shared error body says which by its code (`overloaded`, or a tier's own
+    /// `…_overloaded`, is busy; `not_ready`, `upstream_unavailable`, `no_healthy_upstream`, … are
+    /// not). A 503 that is not the shared body came from a proxy: Envoy marks its own overload
+    /// (circuit breaker, pending-request overflow) with `x-envoy-overloaded`, and a server that asks
+    /// for a retry with `Retry-After` is busy; anything else — Envoy's `no healthy upstream` or
+    /// `upstream connect error … connection failure` — is unavailable.
+    pub fn of_503(headers: &http::HeaderMap, body: &[u8]) -> Self {
+        if let Some(error) = ErrorBody::parse(body) {
+            let code = error.code();
+            return if code == code::OVERLOADED || code.ends_with("_overloaded") {
+                Self::Overloaded
+            } else {
+                Self::Unavailable
+            };
+        }
+        if headers.contains_key("x-envoy-overloaded") || headers.contains_key(header::RETRY_AFTER) {
+            Self::Overloaded
+        } else {
+            Self::Unavailable
+        }
+    }
 }
 
 /// A service's error, as the shared contract sees it.
@@ -127,6 +164,41 @@ mod tests {
         let back = ErrorBody::parse(json.to_string().as_bytes()).expect("parse");
         assert_eq!(back, body);
         assert_eq!(ErrorBody::parse(b"<html>"), None);
+    }
+
+    #[test]
+    fn a_503_is_busy_only_when_it_says_so() {
+        use http::HeaderMap;
+        let none = HeaderMap::new();
+        let mut retry = HeaderMap::new();
+        retry.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        let mut envoy = HeaderMap::new();
+        envoy.insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        let json = |c: &str| serde_json::to_vec(&ErrorBody::new(c, "m")).expect("json");
+        let cases: [(&HeaderMap, Vec<u8>, Unavailability); 8] = [
+            (&retry, json("overloaded"), Unavailability::Overloaded),
+            (&none, json("ml_overloaded"), Unavailability::Overloaded),
+            // The lab's hops and ml's readiness send Retry-After too, but say what happened.
+            (&retry, json("upstream_unavailable"), Unavailability::Unavailable),
+            (&retry, json("not_ready"), Unavailability::Unavailable),
+            // Envoy's own answers are plain text.
+            (&none, b"no healthy upstream".to_vec(), Unavailability::Unavailable),
+            (
+                &none,
+                b"upstream connect error or disconnect/reset before headers. reset reason: connection failure".to_vec(),
+                Unavailability::Unavailable,
+            ),
+            (&envoy, b"upstream connect error or disconnect/reset before headers. reset reason: overflow".to_vec(), Unavailability::Overloaded),
+            (&retry, Vec::new(), Unavailability::Overloaded),
+        ];
+        for (headers, body, want) in cases {
+            assert_eq!(
+                Unavailability::of_503(headers, &body),
+                want,
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 
     #[test]

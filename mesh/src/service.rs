@@ -127,11 +127,13 @@ async fn healthcheck<S: MeshService>(port: u16) -> ExitCode {
 
 async fn serve<S: MeshService>(config: &S, export: Option<ExportStats>) -> anyhow::Result<()> {
     let mesh_config = config.mesh_config();
-    let mesh = Mesh::new(mesh_config.identity.clone());
+    let mesh = Mesh::new(mesh_config.identity.clone()).with_limits(mesh_config.limits);
     if let Some(export) = export {
         mesh.register_metrics(|registry| export.register(registry));
     }
-    let server = Server::bind(SocketAddr::from(([0, 0, 0, 0], mesh_config.port))).await?;
+    let server = Server::bind(SocketAddr::from(([0, 0, 0, 0], mesh_config.port)))
+        .await?
+        .with_limits(mesh_config.limits);
     tracing::info!(port = server.port(), service = %mesh_config.identity, "listening");
     let app = config.build(&mesh).await?;
     server
@@ -186,7 +188,7 @@ async fn spawn_with<S: MeshService>(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Spawned> {
     let mesh_config = config.mesh_config();
-    let mesh = Mesh::new(mesh_config.identity.clone());
+    let mesh = Mesh::new(mesh_config.identity.clone()).with_limits(mesh_config.limits);
     let (app, flush) = match telemetry {
         None => (config.build(&mesh).await?, None),
         Some(ScopedTelemetry { dispatch, guard }) => {
@@ -206,7 +208,9 @@ async fn spawn_with<S: MeshService>(
             (app, Some(guard))
         }
     };
-    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port))).await?;
+    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], mesh_config.port)))
+        .await?
+        .with_limits(mesh_config.limits);
     let addr = server.local_addr();
     let readiness = mesh.readiness();
     let policy = StopPolicy::from(mesh_config);

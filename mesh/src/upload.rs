@@ -3,7 +3,7 @@
 //! its declared media type parsed by the `mime` crate, and its real format judged from its first
 //! bytes ([`ImageFormat::sniff`]). What each tier then accepts stays its own decision: the frontend
 //! trusts the bytes when a browser says `application/octet-stream`, the backend wants an `image/*`
-//! part, ml decodes whatever the bytes say.
+//! part, ml decodes whatever the bytes say. The part's file name is ignored at every tier.
 
 use axum::body::Bytes;
 use axum::extract::Multipart;
@@ -13,8 +13,7 @@ use axum::http::StatusCode;
 /// The form field that carries the photo, at every tier.
 pub const IMAGE_FIELD: &str = "image";
 
-/// A file name longer than this (in characters) is cut; it is only ever shown back to the user.
-const MAX_FILE_NAME_CHARS: usize = 200;
+// The part's file name is never read: it is the sender's text, and nothing here needs it.
 
 /// The image formats the project takes, recognised by their magic numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +52,6 @@ impl ImageFormat {
 /// The photo field of a form, read within the limit.
 #[derive(Debug, Clone)]
 pub struct ImageUpload {
-    /// The browser's file name, cut to 200 characters; `None` when absent or blank.
-    pub file_name: Option<String>,
     /// The part's `Content-Type` when it parses as a media type (parameters kept, case folded by
     /// `mime`); `None` when absent or malformed.
     pub declared_type: Option<mime::Mime>,
@@ -113,10 +110,6 @@ pub async fn read_image(
         if field.name() != Some(IMAGE_FIELD) {
             continue;
         }
-        let file_name = field
-            .file_name()
-            .map(|name| name.chars().take(MAX_FILE_NAME_CHARS).collect::<String>())
-            .filter(|name| !name.trim().is_empty());
         let declared_type = field.content_type().and_then(media_type);
         let mut image = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
@@ -130,7 +123,6 @@ pub async fn read_image(
             return Err(UploadError::Empty);
         }
         return Ok(ImageUpload {
-            file_name,
             declared_type,
             bytes: Bytes::from(image),
         });
@@ -198,7 +190,6 @@ mod tests {
         )
         .await
         .expect("an image");
-        assert_eq!(upload.file_name.as_deref(), Some("cup.jpg"));
         assert_eq!(upload.bytes.as_ref(), JPEG);
         assert_eq!(upload.format(), Some(ImageFormat::Jpeg));
         assert!(upload.declares_an_image());
@@ -236,7 +227,6 @@ mod tests {
         .await
         .expect("the bytes still arrive");
         assert_eq!(odd.declared_type, None);
-        assert_eq!(odd.file_name, None);
         assert!(!odd.declares_an_image());
 
         let request = Request::post("/")
@@ -258,7 +248,6 @@ mod tests {
     fn only_image_media_types_declare_an_image() {
         let declares = |raw: &str| {
             ImageUpload {
-                file_name: None,
                 declared_type: media_type(raw),
                 bytes: Bytes::from_static(JPEG),
             }

@@ -39,7 +39,27 @@ def browser(profile: str) -> webdriver.Chrome:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    # The console, to see what the page's Content-Security-Policy blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def policy_problems(driver: webdriver.Chrome, page: str) -> list[str]:
+    """What the page's CSP got in the way of: console reports of blocked loads, and whether the
+    stylesheet applied at all (a blocked sheet has no rules). The check runs through WebDriver,
+    which the page's CSP does not govern."""
+    problems = [
+        f"{page}: {entry['message']}"
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Content-Security-Policy" in entry["message"]
+    ]
+    styled = driver.execute_script(
+        "return Array.from(document.styleSheets).some(s => { try { return s.cssRules.length > 0 } "
+        "catch (e) { return false } })"
+    )
+    if not styled:
+        problems.append(f"{page}: the stylesheet did not apply")
+    return problems
 
 
 # Exit codes: 0 pass; 3 the page loaded with the served-by trail but does not name the expected
@@ -62,6 +82,7 @@ def main() -> int:
         try:
             driver.set_page_load_timeout(30)
             driver.get(args.url + "/")
+            problems = policy_problems(driver, "upload page")
             form = driver.find_element(By.CSS_SELECTOR, "form[action='/analyze']")
             if form.get_attribute("enctype") != "multipart/form-data":
                 print("FAIL: the upload form is not multipart/form-data")
@@ -81,6 +102,11 @@ def main() -> int:
             if args.screenshot:
                 os.makedirs(args.screenshot.parent, exist_ok=True)
                 driver.save_screenshot(str(args.screenshot))
+            problems += policy_problems(driver, "result page")
+            if problems:
+                print("FAIL: the Content-Security-Policy blocks what the pages use:")
+                print("\n".join(problems))
+                return EXIT_FAILED
             if "frontend/" not in text or "ml/" not in text:
                 print("FAIL: the result page does not show the served-by trail")
                 print(text[:2000])

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{MlBehaviour, MlDouble, PHOTO, TestApp, ok_body, predictions};
+use crate::helpers::{BrokenMl, MlBehaviour, MlDouble, PHOTO, TestApp, ok_body, predictions};
 
 /// Three bottles that together are the plurality (0.36) but not a majority of the top-5 (0.74),
 /// under a cat that is not confident either.
@@ -455,4 +455,136 @@ async fn analyses_beyond_the_limit_are_refused_not_queued() {
         .await
         .expect("sent");
     assert_eq!(third.status(), StatusCode::OK, "the permit is released");
+}
+
+/// With Envoy in front of ml, a stopped ml replica reads as Envoy's own 503s. Only an overload
+/// says "busy"; a missing or unreachable ml says "unavailable" (the ml-canary-down bug).
+#[tokio::test]
+async fn a_proxys_503_is_busy_only_when_it_says_overload() {
+    let cases = [
+        (
+            MlBehaviour::Proxy(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream", &[]),
+            "ml_unavailable",
+        ),
+        (
+            MlBehaviour::Proxy(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                &[],
+            ),
+            "ml_unavailable",
+        ),
+        (
+            MlBehaviour::Proxy(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                &[("x-envoy-overloaded", "true")],
+            ),
+            "ml_overloaded",
+        ),
+        // The lab's hop: the shared body, with Retry-After, saying the upstream is not reachable.
+        (
+            MlBehaviour::Answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": {"code": "upstream_unavailable", "message": "not reachable"}}),
+                Some("1"),
+            ),
+            "ml_unavailable",
+        ),
+        (
+            MlBehaviour::Answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": {"code": "not_ready", "message": "loading"}}),
+                Some("1"),
+            ),
+            "ml_unavailable",
+        ),
+    ];
+    for (behaviour, code) in cases {
+        let ml = MlDouble::start(behaviour).await;
+        let app = TestApp::spawn(&ml.url, &[]).await;
+        let response = app
+            .upload("image", "image/png", PHOTO)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        let body = json_of(response).await;
+        assert_eq!(error_code(&body), code, "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        let word = if code == "ml_overloaded" {
+            "busy"
+        } else {
+            "unavailable"
+        };
+        assert!(message.contains(word), "{message}");
+    }
+}
+
+/// Envoy's route timeout in front of ml answers 504 itself: still ml being too slow, not broken.
+#[tokio::test]
+async fn a_proxys_504_is_a_timeout_not_a_broken_answer() {
+    let ml = MlDouble::start(MlBehaviour::Proxy(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream request timeout",
+        &[],
+    ))
+    .await;
+    let app = TestApp::spawn(&ml.url, &[]).await;
+    let response = app
+        .upload("image", "image/png", PHOTO)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_code(&json_of(response).await), "ml_timeout");
+}
+
+#[tokio::test]
+async fn a_reset_is_503_a_truncated_answer_502_and_recovery_is_automatic() {
+    for (broken, status, code) in [
+        (
+            BrokenMl::Reset,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ml_unavailable",
+        ),
+        (BrokenMl::Truncated, StatusCode::BAD_GATEWAY, "ml_error"),
+    ] {
+        let url = broken.start().await;
+        let app = TestApp::spawn(&url, &[("ML_TIMEOUT_MS", "2000")]).await;
+        let response = app
+            .upload("image", "image/png", PHOTO)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), status, "{code}");
+        let body = json_of(response).await;
+        assert_eq!(error_code(&body), code, "{body}");
+        assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+    }
+
+    // ml gone, then back on the same address: the next request succeeds with no restart.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let app = TestApp::spawn(&format!("http://{addr}"), &[]).await;
+    let gone = app
+        .upload("image", "image/png", PHOTO)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(gone.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let back = axum::Router::new().route(
+        "/v1/classify",
+        axum::routing::post(|| async { axum::Json(ok_body(bottles())) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, back).await });
+    let recovered = app
+        .upload("image", "image/png", PHOTO)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(recovered.status(), StatusCode::OK);
 }

@@ -71,6 +71,12 @@ pub enum MlBehaviour {
     Garbage,
     /// Sleep this long, then answer 200 with `ok_body`.
     Slow(Duration),
+    /// Answer this status with a plain-text body and these headers, as a proxy (Envoy) would.
+    Proxy(
+        StatusCode,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    ),
 }
 
 /// One request the double received.
@@ -157,10 +163,61 @@ async fn classify(
             response
         }
         MlBehaviour::Garbage => (StatusCode::OK, "<html>not json</html>").into_response(),
+        MlBehaviour::Proxy(status, text, headers) => {
+            let mut response = (status, text).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(
+                    header::HeaderName::from_static(name),
+                    value.parse().expect("valid header value"),
+                );
+            }
+            response
+        }
         MlBehaviour::Slow(delay) => {
             tokio::time::sleep(delay).await;
             axum::Json(ok_body(json!([]))).into_response()
         }
+    }
+}
+
+/// A stand-in for ml that breaks the connection, below HTTP: raw TCP.
+pub enum BrokenMl {
+    /// Accepts, reads the request, and resets the connection without answering.
+    Reset,
+    /// Answers 200 with a `Content-Length` it does not keep, then closes.
+    Truncated,
+}
+
+impl BrokenMl {
+    /// Serves `self` on a free port; answers the base URL.
+    pub async fn start(self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let truncated = matches!(self, BrokenMl::Truncated);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = stream.read(&mut buf).await;
+                    if truncated {
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{\"model\":{\"na",
+                            )
+                            .await;
+                        let _ = stream.flush().await;
+                    } else {
+                        // SO_LINGER 0: close() sends a RST instead of a FIN.
+                        let _ = stream.set_zero_linger();
+                    }
+                    drop(stream);
+                });
+            }
+        });
+        url
     }
 }
 

@@ -57,7 +57,8 @@ async fn the_photo_reaches_the_backend_as_it_was_sent() {
 
     let received = backend.only_request();
     assert_eq!(received.field_name.as_deref(), Some("image"));
-    assert_eq!(received.file_name.as_deref(), Some("bottle.jpg"));
+    // Never the browser's own file name ("bottle.jpg" here).
+    assert_eq!(received.file_name.as_deref(), Some("photo"));
     assert_eq!(received.content_type.as_deref(), Some("image/jpeg"));
     assert_eq!(received.bytes, PHOTO);
 }

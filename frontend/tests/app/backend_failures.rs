@@ -93,6 +93,33 @@ async fn an_overloaded_backend_is_a_busy_page_with_its_retry_after() {
     assert!(html.contains("frontend/stable → backend/canary"), "{html}");
 }
 
+/// A 503 saying the classifier is missing (ml-canary stopped behind Envoy) is not "busy".
+#[tokio::test]
+async fn an_unavailable_classifier_is_an_unavailable_page_not_a_busy_one() {
+    let backend = BackendDouble::start(Behaviour::Answer {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        headers: vec![
+            ("retry-after", "1".to_owned()),
+            ("x-served-by", "backend/canary".to_owned()),
+        ],
+        body: r#"{"error":{"code":"ml_unavailable","message":"the image classifier is unavailable right now"}}"#
+            .to_owned(),
+    })
+    .await;
+    let app = spawn_app(&backend.url, &[]).await;
+    let (status, headers, html) = read(app.post_photo(&[]).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert_eq!(headers["retry-after"], "1");
+    assert!(
+        html.contains("The analysis service is unavailable"),
+        "{html}"
+    );
+    assert!(!html.contains("busy"), "{html}");
+    let (_, _, body) = read(app.post_photo(&[("accept", "application/json")]).await).await;
+    let body: Value = serde_json::from_str(&body).expect("JSON body");
+    assert_eq!(body["error"]["code"], "backend_unavailable");
+}
+
 #[tokio::test]
 async fn a_backend_crash_is_a_502_page_without_internals() {
     let backend = BackendDouble::start(Behaviour::error(

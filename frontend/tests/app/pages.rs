@@ -31,6 +31,24 @@ async fn the_upload_page_is_an_accessible_multipart_form() {
     assert!(html.contains("frontend/stable"), "names the build: {html}");
     assert!(html.contains("build-stable"), "{html}");
     assert!(!html.contains("<script"), "no JavaScript needed: {html}");
+    assert!(
+        !html.contains("style="),
+        "no inline style (the CSP allows none): {html}"
+    );
+    // A strict policy: the one stylesheet from here, the form posts here, no framing.
+    let csp = headers["content-security-policy"].to_str().expect("text");
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
 }
 
 #[tokio::test]

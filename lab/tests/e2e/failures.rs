@@ -16,12 +16,18 @@ async fn ml_down_gives_503_and_a_friendly_page_fast() {
     assert_eq!(backend.status(), 503);
     assert!(backend.headers().contains_key("retry-after"));
     let body: serde_json::Value = backend.json().await.expect("json error");
-    assert!(body["error"]["code"].is_string(), "{body}");
+    // The ml hop answers 503 upstream_unavailable (with Retry-After): that is ml missing, not ml
+    // busy (the bug was "the classifier is busy").
+    assert_eq!(body["error"]["code"], "ml_unavailable", "{body}");
 
     let page = app.post_page(app.form()).await;
     assert_eq!(page.status(), 503);
     let html = page.text().await.expect("page");
     assert!(html.contains("<html"), "an HTML page: {html}");
+    assert!(
+        html.contains("The analysis service is unavailable") && !html.contains("busy"),
+        "says unavailable, not busy: {html}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "failing took {:?}",

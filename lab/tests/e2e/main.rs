@@ -3,6 +3,7 @@
 
 mod failures;
 mod faults;
+mod overload;
 mod routing;
 mod shutdown;
 mod support;

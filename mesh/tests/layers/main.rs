@@ -43,6 +43,13 @@ async fn every_answer_says_who_served_it() {
         .expect("answer");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-served-by"], "backend/canary");
+    // Security headers on every answer; a service without a CSP of its own gets "load nothing".
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
 }
 
 #[tokio::test]
