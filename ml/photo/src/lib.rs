@@ -6,6 +6,7 @@
 //! DCT scale (1/8, 1/4, 1/2 or 1) whose short side still covers what preprocessing needs, so a
 //! 12 MP phone photo is never decoded at full size. EXIF orientation is honoured for JPEG, PNG
 //! and WebP.
+#![forbid(unsafe_code)]
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
