@@ -3,7 +3,7 @@
 # machine, then runs every check. Usage: scripts/test.sh
 #   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
 #   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
-#     for the whole workspace
+#     for the whole workspace; fuzz/smoke.sh (every cargo fuzz target briefly from its corpus)
 #   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
 #   - the local lab: a real browser uploads a photo; `mesh demo` checks the canary split per hop
 # Ends with one line `total: N passed, N failed` (one per step) and exits non-zero on any failure.
@@ -154,6 +154,8 @@ if [ "$STAGES" = all ]; then
     run "cargo fmt --check" cargo fmt --all --check
     run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
     run "cargo test" cargo test --workspace --locked
+    # Builds the libFuzzer targets (about 13 min cold on 2 cores) and runs each 20 s from its corpus.
+    run "fuzz smoke (fuzz/smoke.sh)" bash fuzz/smoke.sh
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
     run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
     run "local lab: start" start_lab
