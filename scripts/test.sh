@@ -3,7 +3,8 @@
 # machine, then runs every check. Usage: scripts/test.sh
 #   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
 #   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
-#     for the whole workspace; cargo deny (licenses, bans, sources) with a pinned cargo-deny
+#     for the whole workspace; cargo deny (licenses, bans, sources) with a pinned cargo-deny;
+#     fuzz/smoke.sh (every cargo fuzz target briefly from its corpus)
 #   - mesh/deploy: render every overlay, schema / Istio-model / lint / policy checks, `mesh check`
 #   - upstream tools built from their Go modules judge mesh/deploy, the Istio install and terraform/:
 #     istioctl validate/analyze, helm-rendered Istio charts, terraform fmt, checkov, the kind walk,
@@ -191,6 +192,8 @@ if [ "$STAGES" = all ]; then
     run "cargo deny check licenses bans sources (deny.toml)" cargo_deny
     run "cargo deny rejects a broken policy (tests/deny/rejects-mit.toml)" cargo_deny_rejects_a_broken_policy
     run "cargo test" cargo test --workspace --locked
+    # Builds the libFuzzer targets (about 13 min cold on 2 cores) and runs each 20 s from its corpus.
+    run "fuzz smoke (fuzz/smoke.sh)" bash fuzz/smoke.sh
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh
     run "mesh/deploy: mesh check on every rendered overlay" mesh_check_rendered
     if run_ok "upstream tools: istioctl, helm, terraform from their Go modules (tests/upstream/tools.sh)" \

@@ -9,10 +9,11 @@ pub mod depthwise;
 pub mod error;
 pub mod manifest;
 pub mod metrics;
-pub mod photo;
 pub mod pool;
 pub mod preprocess;
 pub mod startup;
 
 pub use config::Config;
+/// Uploaded bytes → upright RGB pixels; its own crate so the fuzz targets build it without tract.
+pub use ml_photo as photo;
 pub use startup::build;

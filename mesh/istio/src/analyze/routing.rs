@@ -21,7 +21,8 @@ pub(super) fn check_virtual_services(index: &Index<'_>, out: &mut Findings) {
             }
             if route.route.len() > 1 {
                 let weights: Vec<i64> = route.route.iter().map(|d| d.weight.unwrap_or(0)).collect();
-                let total: i64 = weights.iter().sum();
+                // Wide enough that no list of i64 weights overflows it.
+                let total: i128 = weights.iter().map(|w| i128::from(*w)).sum();
                 let parts: Vec<String> = weights.iter().map(ToString::to_string).collect();
                 if total <= 0 {
                     out.error(

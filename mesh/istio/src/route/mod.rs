@@ -533,7 +533,16 @@ fn weigh(
         };
         weights.push((destination, weight));
     }
-    let total: i64 = weights.iter().map(|(_, w)| w).sum();
+    // Istio's weights are 32-bit; huge ones must be an error, not an overflow.
+    let total = weights
+        .iter()
+        .try_fold(0i64, |sum, (_, w)| sum.checked_add(*w))
+        .ok_or_else(|| {
+            invalid(
+                format!("{field}.route"),
+                "the destinations' weights add up to more than a 64-bit integer holds".to_owned(),
+            )
+        })?;
     if total <= 0 {
         return Err(invalid(
             format!("{field}.route"),
