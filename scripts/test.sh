@@ -98,20 +98,29 @@ install_cargo_deny() {
 }
 
 # deny.toml: licenses, bans (duplicates warn), sources. Advisories need the RustSec database, a git
-# repository on GitHub that these machines cannot reach, so they are not checked here.
+# repository on GitHub that these machines cannot reach, so they are not checked here. cargo deny
+# reads `cargo metadata` for every platform, so every locked package is fetched first (the builds
+# before it fetched only this platform's).
 cargo_deny() {
-    "$CARGO_DENY" --offline --locked check licenses bans sources
+    cargo fetch --locked --quiet &&
+        "$CARGO_DENY" --offline --locked check licenses bans sources
 }
 
-# The check must be able to fail: a policy that allows only Apache-2.0 must reject the tree.
+# The check must be able to fail: a policy that allows only Apache-2.0 must reject the tree, and
+# for that reason (a rejected MIT license), not because cargo deny could not run.
 cargo_deny_rejects_a_broken_policy() {
-    local rc=0
-    "$CARGO_DENY" --offline --locked --config tests/deny/rejects-mit.toml check licenses \
-        >/dev/null 2>&1 || rc=$?
+    local rc=0 out
+    out=$("$CARGO_DENY" --offline --locked --config tests/deny/rejects-mit.toml check licenses 2>&1) || rc=$?
     if [ "$rc" -eq 0 ]; then
         echo "cargo deny accepted tests/deny/rejects-mit.toml" >&2
         return 1
     fi
+    if ! grep -q "rejected" <<<"$out" || ! grep -q "MIT" <<<"$out"; then
+        echo "cargo deny failed on tests/deny/rejects-mit.toml, but not by rejecting MIT:" >&2
+        tail -n 20 <<<"$out" >&2
+        return 1
+    fi
+    echo "cargo deny rejected the tree under tests/deny/rejects-mit.toml: $(grep -c "rejected" <<<"$out") rejections naming licenses"
 }
 
 mesh_check_rendered() {
