@@ -167,8 +167,8 @@ fi
 # 4. yamllint over the sources.
 check "yamllint mesh/ tests/mesh/" yamllint -c .yamllint -s -f parsable mesh/ tests/mesh/
 
-# 4b. shellcheck over this script and the render script.
-check "shellcheck tests/mesh/check.sh mesh/deploy/render.sh" shellcheck tests/mesh/check.sh mesh/deploy/render.sh
+# 4b. shellcheck over this script, the render script and the checks library it sources.
+check "shellcheck tests/mesh/check.sh mesh/deploy/render.sh tests/lib/checks.sh" shellcheck tests/mesh/check.sh mesh/deploy/render.sh tests/lib/checks.sh
 
 # 5. checkov over the rendered output, with the justified skips only.
 if skips="$(checkov_skips 2>"$WORK/err")"; then
