@@ -8,7 +8,7 @@
 //! | `HTTP_BODY_READ_TIMEOUT_MS` | 60000 | a request's body must arrive within this once its head is in; past it the answer is 408 `request_timeout` (slow POST) |
 //! | `HTTP_MAX_HEADER_BYTES` | 65536 | request line plus headers; past it hyper answers 431 and closes |
 //! | `HTTP_MAX_CONNECTIONS` | 512 | open connections; past it new connections wait in the listen backlog until one closes |
-//! | `HTTP_MAX_IN_FLIGHT` | 64 | requests being served at once (probes and `/metrics` not counted); past it the answer is 503 `overloaded` with `Retry-After`, at once and without reading the body |
+//! | `HTTP_MAX_IN_FLIGHT` | 64 | requests being served at once (probes and `/metrics` not counted); past it the answer is 503 `overloaded` with `Retry-After`, at once; the unread body is drained and thrown away ([`DRAIN_LIMIT_BYTES`]) |
 //!
 //! Why these values (also in docs/hardening.md, with the tests):
 //! - 10 s for a head: browsers and sidecars send a head in one write, well under a second even on a
@@ -72,9 +72,9 @@ impl Default for ServingLimits {
     }
 }
 
-/// The answer past the in-flight bound: 503 `overloaded` with `Retry-After`. The body of the
-/// refused request is never read (hyper then closes that connection; one without a body stays
-/// open).
+/// The answer past the in-flight bound: 503 `overloaded` with `Retry-After`. The handler never
+/// reads the refused request's body; the edge drains it ([`DRAIN_LIMIT_BYTES`]), so the client
+/// reads this answer instead of a reset.
 pub(crate) fn overloaded() -> Response {
     ErrorBody::new(
         code::OVERLOADED,
@@ -127,7 +127,15 @@ pub(crate) async fn bound_body_read(
     response
 }
 
-/// A request body that fails once its deadline passes before its end.
+/// At most this much of a body the service did not read (a request refused before its body, an
+/// upload past its limit) is read and thrown away, within the body deadline, before the connection
+/// is given up. Closing a socket with unread data makes the kernel reset it, and a client still
+/// sending its upload then sees a broken pipe instead of the 503 or 413 it was sent — what Apache
+/// and nginx call a lingering close. Nothing drained is kept, so memory does not grow with it.
+pub const DRAIN_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+
+/// A request body that fails once its deadline passes before its end, and whose unread rest is
+/// drained when it is dropped.
 struct DeadlineBody {
     inner: Body,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -138,6 +146,33 @@ struct DeadlineBody {
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive in time")]
 pub struct BodyReadTimeout;
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        if self.expired.load(Ordering::SeqCst) || self.inner.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut rest = std::mem::replace(&mut self.inner, Body::empty());
+        let deadline = self.deadline.deadline();
+        runtime.spawn(async move {
+            let drain = async {
+                let mut drained = 0_usize;
+                while let Some(Ok(frame)) =
+                    std::future::poll_fn(|cx| Pin::new(&mut rest).poll_frame(cx)).await
+                {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                    if drained > DRAIN_LIMIT_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, drain).await;
+        });
+    }
+}
 
 impl HttpBody for DeadlineBody {
     type Data = Bytes;

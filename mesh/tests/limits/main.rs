@@ -362,6 +362,77 @@ async fn past_the_in_flight_bound_the_answer_is_503_overloaded_and_probes_still_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_refused_unread_is_drained_so_its_sender_reads_the_503() {
+    let limits = ServingLimits {
+        max_in_flight: 1,
+        ..limits()
+    };
+    let gate = Arc::new(Semaphore::new(0));
+    let entered = Arc::new(Semaphore::new(0));
+    let routes = {
+        let (gate, entered) = (gate.clone(), entered.clone());
+        Router::new().route(
+            "/upload",
+            post(move || {
+                let (gate, entered) = (gate.clone(), entered.clone());
+                async move {
+                    entered.add_permits(1);
+                    let _pass = gate.acquire().await.expect("gate open");
+                    "done"
+                }
+            }),
+        )
+    };
+    let addr = serve(limits, routes).await;
+    let held = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/upload"))
+            .send(),
+    );
+    let _inside = entered.acquire().await.expect("the first one is inside");
+
+    // A client that sends its whole upload before it reads (as a browser posting a form may):
+    // 8 MiB, far more than a loopback socket buffers. Without the drain the refusal closes the
+    // connection with the upload unread, the kernel resets it, and the client's writes fail
+    // (broken pipe) and the 503 is lost with the reset.
+    let size = 8 * 1024 * 1024;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!("POST /upload HTTP/1.1\r\nhost: test\r\ncontent-length: {size}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("head written");
+    let chunk = vec![7_u8; 64 * 1024];
+    for sent in (0..size).step_by(chunk.len()) {
+        stream
+            .write_all(&chunk)
+            .await
+            .unwrap_or_else(|err| panic!("the upload was cut off after {sent} bytes: {err}"));
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0_u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"overloaded\"") {
+            let n = stream.read(&mut buf).await.expect("the answer is readable");
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    });
+    read.await.expect("answered within 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"overloaded\""), "{answer}");
+
+    gate.add_permits(1);
+    assert_eq!(held.await.expect("joined").expect("sent").status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_panicking_handler_answers_the_json_500_and_the_server_keeps_serving() {
     let addr = serve(limits(), routes()).await;
     let client = reqwest::Client::new();
