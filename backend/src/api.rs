@@ -213,8 +213,14 @@ struct Upload {
     bytes: Bytes,
 }
 
+/// The declared type of a photo whose sender did not know it: browsers label a file they don't
+/// recognise as generic binary, some send no type at all.
+const GENERIC_BINARY: &str = "application/octet-stream";
+
 /// Reads the first field named `image` (through `mesh::upload`, never holding more than `limit`
-/// bytes of it); the part must say it is an image, and ml decides whether it can read it.
+/// bytes of it). The part must say it is an image — or, when it says nothing or only generic
+/// binary, its first bytes must be a JPEG, PNG or WebP, whose type is then sent on; ml decides
+/// whether it can read it.
 async fn read_image(multipart: &mut Multipart, limit: usize) -> Result<Upload, ApiError> {
     let upload = mesh::upload::read_image(multipart, limit)
         .await
@@ -224,19 +230,32 @@ async fn read_image(multipart: &mut Multipart, limit: usize) -> Result<Upload, A
             UploadError::Missing => ApiError::MissingImage,
             UploadError::Empty => ApiError::EmptyImage,
         })?;
-    match &upload.declared_type {
-        Some(declared) if upload.declares_an_image() => Ok(Upload {
-            content_type: declared.to_string(),
-            bytes: upload.bytes,
-        }),
-        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
-            "{:?}",
-            other.to_string()
-        ))),
-        None => Err(ApiError::UnsupportedMediaType(
-            "a part without a valid content type".to_owned(),
-        )),
-    }
+    let content_type = match &upload.declared_type {
+        Some(declared) if upload.declares_an_image() => declared.to_string(),
+        Some(declared) if declared.essence_str() != GENERIC_BINARY => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{:?}",
+                declared.to_string()
+            )));
+        }
+        generic => match upload.format() {
+            Some(format) => format.mime().to_string(),
+            None => {
+                return Err(ApiError::UnsupportedMediaType(match generic {
+                    Some(_) => {
+                        format!("{GENERIC_BINARY:?} whose bytes are not a JPEG, PNG or WebP")
+                    }
+                    None => "a part without a valid content type, whose bytes are not a JPEG, \
+                             PNG or WebP"
+                        .to_owned(),
+                }));
+            }
+        },
+    };
+    Ok(Upload {
+        content_type,
+        bytes: upload.bytes,
+    })
 }
 
 fn millis(duration: Duration) -> f64 {

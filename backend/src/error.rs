@@ -63,7 +63,7 @@ impl ServiceError for ApiError {
         match self {
             Self::InvalidMultipart(_) => code::INVALID_MULTIPART,
             Self::MissingImage => code::MISSING_IMAGE,
-            Self::EmptyImage => "empty_image",
+            Self::EmptyImage => code::EMPTY_IMAGE,
             Self::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => code::UNSUPPORTED_MEDIA_TYPE,
             Self::RejectedByMl { code, .. } => code,

@@ -1,28 +1,31 @@
-//! The frontend's one outbound call: the photo to the backend's `POST /api/v1/analyze`.
+//! The frontend's one outbound call: the upload form to the backend's `POST /api/v1/analyze`.
 //!
 //! The request goes out through the mesh client, so `x-canary`, `x-request-id` and the trace
-//! headers of the incoming request travel with it, and the configured timeout applies.
+//! headers of the incoming request travel with it. The form streams through as the browser sends
+//! it ([`FormUpload`]); the configured timeout counts from the end of the upload, as Envoy's route
+//! timeout does, so a slow uplink is bounded by the edge's body deadline
+//! (`HTTP_BODY_READ_TIMEOUT_MS`) and not mistaken for a slow backend.
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use mesh::{Mesh, MeshClient, RequestContext, Unavailability};
-use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
 
 use crate::config::BackendUrl;
-use crate::upload::{IMAGE_FIELD, Upload};
+use crate::error::AnalyzeError;
+use crate::upload::FormUpload;
 
 /// The backend's answers are small JSON documents; anything bigger is refused unread.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 const SERVED_BY_HEADER: &str = "x-served-by";
-/// The file name the photo is forwarded under, whatever the browser called it.
-pub const FORWARDED_FILE_NAME: &str = "photo";
 
 #[derive(Clone)]
 pub struct BackendClient {
     client: MeshClient,
     endpoint: String,
+    /// The longest an upload may take to arrive (the edge cuts it off then).
+    upload_deadline: Duration,
 }
 
 /// A successful analysis: the backend's JSON object, untouched.
@@ -33,8 +36,6 @@ pub struct BackendAnswer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("the upload could not be forwarded: {0}")]
-    InvalidUpload(#[source] reqwest::Error),
     #[error("the backend could not be reached: {0}")]
     Unreachable(#[source] reqwest::Error),
     #[error("the backend did not answer in time")]
@@ -42,6 +43,8 @@ pub enum BackendError {
     #[error("the backend refused the upload with {status}")]
     Rejected {
         status: StatusCode,
+        /// The error body's `code`, when the backend sent the shared error body.
+        code: Option<String>,
         message: Option<String>,
         served_by: Vec<String>,
     },
@@ -75,7 +78,7 @@ impl BackendError {
     /// The trail of services that took part before the failure, as far as the backend told us.
     pub fn served_by(&self) -> &[String] {
         match self {
-            Self::InvalidUpload(_) | Self::Unreachable(_) | Self::Timeout => &[],
+            Self::Unreachable(_) | Self::Timeout => &[],
             Self::Rejected { served_by, .. }
             | Self::Busy { served_by, .. }
             | Self::Unavailable { served_by, .. }
@@ -91,70 +94,121 @@ impl BackendClient {
         Self {
             client: mesh.client(timeout),
             endpoint: backend.analyze_endpoint(),
+            upload_deadline: mesh.limits().body_read_timeout,
         }
     }
 
-    /// Sends the photo as multipart field `image` (same content type, file name
-    /// [`FORWARDED_FILE_NAME`]) and reads the backend's verdict.
+    /// Streams the upload form to the backend unchanged (its type, boundary and length) and reads
+    /// the backend's verdict. The timeout starts once the last byte of the form is handed on.
     pub async fn analyze(
         &self,
         ctx: &RequestContext,
-        upload: Upload,
-    ) -> Result<BackendAnswer, BackendError> {
-        let part = Part::bytes(upload.bytes)
-            .file_name(FORWARDED_FILE_NAME)
-            .mime_str(&upload.content_type)
-            .map_err(BackendError::InvalidUpload)?;
-        let form = Form::new().part(IMAGE_FIELD, part);
-        let response = self
+        form: FormUpload,
+    ) -> Result<BackendAnswer, AnalyzeError> {
+        let timeout = self.client.timeout();
+        let mut request = self
             .client
             .post(ctx, &self.endpoint)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(transport_error)?;
-
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_limited(response).await?;
-        if status.is_success() {
-            return parse_answer(&body, &headers);
+            // A backstop only: the deadline below is the one that speaks.
+            .timeout(self.upload_deadline + timeout)
+            .header(header::CONTENT_TYPE, form.content_type().clone());
+        if let Some(length) = form.declared_length() {
+            request = request.header(header::CONTENT_LENGTH, length);
         }
-        let served_by = error_trail(&body, &headers);
-        Err(match status {
-            StatusCode::BAD_REQUEST
-            | StatusCode::PAYLOAD_TOO_LARGE
-            | StatusCode::UNSUPPORTED_MEDIA_TYPE
-            | StatusCode::UNPROCESSABLE_ENTITY => BackendError::Rejected {
-                status,
-                message: error_message(&body),
-                served_by,
+        let limit = form.limit();
+        let (stream, overrun, finished) = form.into_stream();
+        let exchange = async {
+            let response = request
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = read_limited(response).await?;
+            Ok::<_, ExchangeError>((status, headers, body))
+        };
+        let deadline = async {
+            finished.wait().await;
+            tokio::time::sleep(timeout).await;
+        };
+        let outcome = tokio::select! {
+            exchange = exchange => match exchange {
+                Ok((status, headers, body)) => verdict(status, &headers, &body),
+                Err(_) if overrun.happened() => return Err(AnalyzeError::TooLarge { limit }),
+                Err(ExchangeError::Transport(err)) => Err(transport_error(err)),
+                Err(ExchangeError::Backend(err)) => Err(err),
             },
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                let retry_after = headers
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let busy = status == StatusCode::TOO_MANY_REQUESTS
-                    || Unavailability::of_503(&headers, &body) == Unavailability::Overloaded;
-                if busy {
-                    BackendError::Busy {
-                        status,
-                        retry_after,
-                        served_by,
-                    }
-                } else {
-                    BackendError::Unavailable {
-                        status,
-                        retry_after,
-                        served_by,
-                    }
+            () = deadline => Err(BackendError::Timeout),
+        };
+        outcome.map_err(|err| AnalyzeError::from_backend(err, limit))
+    }
+}
+
+/// What can interrupt the exchange before a verdict.
+enum ExchangeError {
+    Transport(reqwest::Error),
+    Backend(BackendError),
+}
+
+impl From<reqwest::Error> for ExchangeError {
+    fn from(err: reqwest::Error) -> Self {
+        Self::Transport(err)
+    }
+}
+
+impl From<BackendError> for ExchangeError {
+    fn from(err: BackendError) -> Self {
+        Self::Backend(err)
+    }
+}
+
+/// The backend's answer read as a verdict: its analysis, or why there is none.
+fn verdict(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BackendAnswer, BackendError> {
+    if status.is_success() {
+        return parse_answer(body, headers);
+    }
+    let served_by = error_trail(body, headers);
+    Err(match status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY => {
+            let (code, message) = error_detail(body);
+            BackendError::Rejected {
+                status,
+                code,
+                message,
+                served_by,
+            }
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            let retry_after = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let busy = status == StatusCode::TOO_MANY_REQUESTS
+                || Unavailability::of_503(headers, body) == Unavailability::Overloaded;
+            if busy {
+                BackendError::Busy {
+                    status,
+                    retry_after,
+                    served_by,
+                }
+            } else {
+                BackendError::Unavailable {
+                    status,
+                    retry_after,
+                    served_by,
                 }
             }
-            StatusCode::GATEWAY_TIMEOUT => BackendError::DownstreamTimeout { served_by },
-            _ => BackendError::Failed { status, served_by },
-        })
-    }
+        }
+        StatusCode::GATEWAY_TIMEOUT => BackendError::DownstreamTimeout { served_by },
+        _ => BackendError::Failed { status, served_by },
+    })
 }
 
 /// A connection that never opened is "unreachable" (503), even when it was the connect timeout
@@ -213,11 +267,17 @@ fn header_trail(headers: &HeaderMap) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `message` of the shared error body, when the backend sent one.
-fn error_message(body: &[u8]) -> Option<String> {
-    mesh::ErrorBody::parse(body)
-        .map(|b| b.error.message)
-        .filter(|m| !m.is_empty())
+/// The shared error body's `code` and `message` (each when not empty), when the backend sent
+/// that body.
+fn error_detail(body: &[u8]) -> (Option<String>, Option<String>) {
+    let non_empty = |text: String| (!text.is_empty()).then_some(text);
+    match mesh::ErrorBody::parse(body) {
+        Some(parsed) => (
+            non_empty(parsed.error.code),
+            non_empty(parsed.error.message),
+        ),
+        None => (None, None),
+    }
 }
 
 #[cfg(test)]
@@ -240,12 +300,16 @@ mod tests {
     }
 
     #[test]
-    fn error_message_reads_the_json_error_body() {
+    fn the_code_and_message_are_read_from_the_json_error_body() {
+        let body = br#"{"error":{"code":"unsupported","message":"send a JPEG"}}"#;
         assert_eq!(
-            error_message(br#"{"error":{"code":"unsupported","message":"send a JPEG"}}"#),
-            Some("send a JPEG".to_owned())
+            error_detail(body),
+            (
+                Some("unsupported".to_owned()),
+                Some("send a JPEG".to_owned())
+            )
         );
-        assert_eq!(error_message(b"<html>oops</html>"), None);
+        assert_eq!(error_detail(b"<html>oops</html>"), (None, None));
     }
 
     #[test]

@@ -20,16 +20,43 @@ pub enum AnalyzeError {
     #[error("the upload form could not be read: {reason}")]
     MalformedForm { reason: String },
     #[error(transparent)]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
 }
 
 impl AnalyzeError {
+    /// A backend failure as the person sees it: the backend reads the form, so its refusals of
+    /// the form itself (no photo, too large, garbled) read as the same pages the frontend would
+    /// show; everything else keeps the backend's own status. `limit` is this frontend's, which the
+    /// upload page advertises (the tiers share `MAX_UPLOAD_BYTES`).
+    pub fn from_backend(err: BackendError, limit: UploadLimit) -> Self {
+        if let BackendError::Rejected {
+            status,
+            code: Some(code),
+            message,
+            ..
+        } = &err
+        {
+            match code.as_str() {
+                code::MISSING_IMAGE | code::EMPTY_IMAGE => return Self::MissingImage,
+                code::INVALID_MULTIPART => {
+                    return Self::MalformedForm {
+                        reason: message.clone().unwrap_or_default(),
+                    };
+                }
+                code::PAYLOAD_TOO_LARGE if *status == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Self::TooLarge { limit };
+                }
+                _ => {}
+            }
+        }
+        Self::Backend(err)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingImage | Self::MalformedForm { .. } => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Backend(err) => match err {
-                BackendError::InvalidUpload(_) => StatusCode::BAD_REQUEST,
                 BackendError::Unreachable(_)
                 | BackendError::Busy { .. }
                 | BackendError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -51,7 +78,6 @@ impl AnalyzeError {
             Self::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             Self::MalformedForm { .. } => "malformed_form",
             Self::Backend(err) => match err {
-                BackendError::InvalidUpload(_) => "invalid_upload",
                 BackendError::Unreachable(_) => "backend_unreachable",
                 BackendError::Timeout => "backend_timeout",
                 BackendError::Rejected { status, .. } => match *status {
@@ -104,11 +130,6 @@ impl AnalyzeError {
                     .to_owned()
             }
             Self::Backend(err) => match err {
-                BackendError::InvalidUpload(_) => {
-                    "The file's type could not be passed on. Please send a JPEG, PNG or WebP \
-                     photo."
-                        .to_owned()
-                }
                 BackendError::Unreachable(_) => {
                     "The analysis service can't be reached right now. Nothing is wrong with \
                      your photo — please try again in a moment."
@@ -202,9 +223,47 @@ mod tests {
     fn rejected(status: StatusCode) -> AnalyzeError {
         AnalyzeError::Backend(BackendError::Rejected {
             status,
+            code: None,
             message: None,
             served_by: vec![],
         })
+    }
+
+    fn refusal(status: StatusCode, code: &str) -> BackendError {
+        BackendError::Rejected {
+            status,
+            code: Some(code.to_owned()),
+            message: Some("the backend's words".to_owned()),
+            served_by: vec!["backend/stable".to_owned()],
+        }
+    }
+
+    #[test]
+    fn the_backends_refusals_of_the_form_read_as_the_frontends_own_pages() {
+        let limit = UploadLimit(1024);
+        let page = |status, code| AnalyzeError::from_backend(refusal(status, code), limit);
+        assert!(matches!(
+            page(StatusCode::BAD_REQUEST, code::MISSING_IMAGE),
+            AnalyzeError::MissingImage
+        ));
+        assert!(matches!(
+            page(StatusCode::BAD_REQUEST, code::EMPTY_IMAGE),
+            AnalyzeError::MissingImage
+        ));
+        assert!(matches!(
+            page(StatusCode::PAYLOAD_TOO_LARGE, code::PAYLOAD_TOO_LARGE),
+            AnalyzeError::TooLarge {
+                limit: UploadLimit(1024)
+            }
+        ));
+        match page(StatusCode::BAD_REQUEST, code::INVALID_MULTIPART) {
+            AnalyzeError::MalformedForm { reason } => assert_eq!(reason, "the backend's words"),
+            other => panic!("expected a malformed form, got {other:?}"),
+        }
+        // Refusals of the photo itself keep the backend's status and words.
+        let undecodable = page(StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image");
+        assert_eq!(undecodable.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(undecodable.detail(), Some("the backend's words"));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -24,7 +24,7 @@ use crate::app::{
 use crate::backend_client::{BackendClient, BackendError};
 use crate::config::{TracingUiUrl, UploadLimit, human_size};
 use crate::error::AnalyzeError;
-use crate::upload::Upload;
+use crate::upload::FormUpload;
 
 /// The stylesheet, compiled into the binary: the frontend needs no external assets.
 pub const STYLESHEET: &str = include_str!("../static/app.css");
@@ -32,8 +32,6 @@ pub const STYLESHEET: &str = include_str!("../static/app.css");
 /// script, no inline style, no image, no font), post their one form here, and may not be framed.
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; \
                             base-uri 'none'; frame-ancestors 'none'";
-/// Room for the multipart framing and the other form fields on top of the photo itself.
-const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
 
 /// How each `POST /analyze` ended, by a bounded `outcome` label.
 pub type AnalysisOutcomes = Family<OutcomeLabels, Counter>;
@@ -74,19 +72,10 @@ impl AppState {
 
 /// The frontend's own routes (the mesh adds health, readiness and metrics around them).
 pub fn router(state: AppState) -> Router {
-    let body_limit = state
-        .0
-        .max_upload
-        .bytes()
-        .saturating_add(FORM_OVERHEAD_BYTES);
     Router::new()
         .route("/", get(upload_page))
-        .route(
-            "/analyze",
-            post(analyze)
-                .get(back_to_form)
-                .layer(DefaultBodyLimit::max(body_limit)),
-        )
+        // The form streams through to the backend (crate::upload), held to the upload limit there.
+        .route("/analyze", post(analyze).get(back_to_form))
         .route(STYLESHEET_PATH, get(stylesheet))
         .fallback(not_found)
         .layer(SetResponseHeaderLayer::overriding(
@@ -156,15 +145,12 @@ async fn analyze(
     State(state): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: Body,
 ) -> Response {
     let format = Format::negotiate(&headers);
     let outcome = async {
-        let mut multipart = multipart.map_err(|rejection| AnalyzeError::MalformedForm {
-            reason: rejection.body_text(),
-        })?;
-        let upload = Upload::from_form(&mut multipart, state.0.max_upload).await?;
-        let answer = state.0.backend.analyze(&ctx, upload).await?;
+        let form = FormUpload::from_request(&headers, body, state.0.max_upload)?;
+        let answer = state.0.backend.analyze(&ctx, form).await?;
         let analysis = serde_json::from_value::<Analysis>(Value::Object(answer.body.clone()))
             .map_err(|err| {
                 AnalyzeError::Backend(BackendError::InvalidAnswer {

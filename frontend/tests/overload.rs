@@ -1,13 +1,14 @@
-//! Overload at the tier that buffers uploads. Past its in-flight bound the frontend answers 503
-//! with `Retry-After` at once, without reading the upload, so what it holds — and its resident
-//! memory — stays within the bound however many uploads arrive. Its own binary, so that the
-//! process's peak RSS is this test's.
+//! Overload at the tier that takes uploads from browsers. Past its in-flight bound the frontend
+//! answers 503 with `Retry-After` at once (the edge drains the unread upload, so the client reads
+//! that answer rather than a reset), and what the process holds — its resident memory — stays
+//! within the bound however many uploads arrive. Its own binary, so that the process's peak RSS is
+//! this test's.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Multipart;
+use axum::extract::{DefaultBodyLimit, Multipart};
 use axum::routing::post;
 use mesh::config::Env;
 use serde_json::json;
@@ -15,8 +16,9 @@ use serde_json::json;
 const UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 const CONCURRENT_UPLOADS: usize = 48;
 const IN_FLIGHT: usize = 4;
-/// What the frontend may hold per admitted upload: the form as read, the photo, the request to
-/// the backend (the double in this process reads it too), with room for allocator rounding.
+/// What this process may hold per admitted upload: the frontend streams it through and holds a
+/// chunk, but the backend double in the same process reads each form whole (form and field), with
+/// connection buffers and room for allocator rounding.
 const COPIES_PER_UPLOAD: usize = 4;
 /// Runtime, client and connection buffers, allocator slack.
 const BASE_SLACK_BYTES: u64 = 40 * 1024 * 1024;
@@ -48,7 +50,9 @@ async fn slow_backend() -> String {
                 "served_by": ["backend/stable", "ml/stable"]
             }))
         }),
-    );
+    )
+    // Read the whole form, as the backend does up to its own upload limit.
+    .layer(DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -71,6 +71,8 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const MISSING_IMAGE: &str = "missing_image";
+    /// The photo field is there but empty (a browser form sent without choosing a file).
+    pub const EMPTY_IMAGE: &str = "empty_image";
     pub const INVALID_MULTIPART: &str = "invalid_multipart";
     /// Past a tier's in-flight bound (503 with `Retry-After`).
     pub const OVERLOADED: &str = "overloaded";

@@ -1,9 +1,10 @@
 //! The one way a tier reads an uploaded photo out of a `multipart/form-data` body: the first field
 //! named [`IMAGE_FIELD`], never holding more than the limit (beyond it: 413 `payload_too_large`),
 //! its declared media type parsed by the `mime` crate, and its real format judged from its first
-//! bytes ([`ImageFormat::sniff`]). What each tier then accepts stays its own decision: the frontend
-//! trusts the bytes when a browser says `application/octet-stream`, the backend wants an `image/*`
-//! part, ml decodes whatever the bytes say. The part's file name is ignored at every tier.
+//! bytes ([`ImageFormat::sniff`]). The backend is the tier that reads forms (the frontend streams the
+//! browser's form to it unopened): it wants an `image/*` part, or trusts the bytes when a browser
+//! says `application/octet-stream` or nothing; ml decodes whatever the bytes say. The part's file
+//! name is ignored at every tier.
 
 use axum::body::Bytes;
 use axum::extract::Multipart;

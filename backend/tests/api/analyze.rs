@@ -397,6 +397,41 @@ async fn bad_uploads_are_refused_before_ml_is_called() {
 }
 
 #[tokio::test]
+async fn a_photo_labelled_as_generic_binary_goes_to_ml_with_the_type_its_bytes_name() {
+    let ml = MlDouble::answering(bottles()).await;
+    let app = TestApp::spawn(&ml.url, &[]).await;
+    let webp = b"RIFF\x24\x00\x00\x00WEBPVP8 fake".to_vec();
+
+    let answer = app
+        .upload("image", "application/octet-stream", &webp)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let received = ml.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].headers["content-type"], "image/webp");
+    assert_eq!(received[0].body, webp);
+
+    // Generic binary that is not a photo is still not an image we take.
+    let notes = app
+        .upload("image", "application/octet-stream", b"just some notes")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(notes.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body = json_of(notes).await;
+    assert_eq!(error_code(&body), "unsupported_media_type");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a JPEG, PNG or WebP")),
+        "{body}"
+    );
+    assert_eq!(ml.received().len(), 1, "ml must not see the notes");
+}
+
+#[tokio::test]
 async fn predictions_spelled_with_class_index_are_understood_too() {
     // ml spells the class `index`; the backend's own spelling, `class_index`, is accepted as well.
     let ml = MlDouble::start(MlBehaviour::Answer(

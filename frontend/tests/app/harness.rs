@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Multipart, State};
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -15,10 +16,12 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// What one request to the double carried.
+/// What one request to the double carried: the raw body, and its first form field as the
+/// backend's multipart reader sees it.
 #[derive(Debug, Clone)]
 pub struct ReceivedRequest {
     pub headers: HeaderMap,
+    pub raw_body: Vec<u8>,
     pub field_name: Option<String>,
     pub file_name: Option<String>,
     pub content_type: Option<String>,
@@ -112,19 +115,24 @@ impl BackendDouble {
     }
 }
 
-async fn analyze(
-    State(state): State<DoubleState>,
-    headers: HeaderMap,
-    mut multipart: Multipart,
-) -> Response {
+async fn analyze(State(state): State<DoubleState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let raw_body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
     let mut received = ReceivedRequest {
-        headers,
+        headers: parts.headers.clone(),
+        raw_body: raw_body.clone(),
         field_name: None,
         file_name: None,
         content_type: None,
         bytes: Vec::new(),
     };
-    if let Ok(Some(field)) = multipart.next_field().await {
+    let again = Request::from_parts(parts, Body::from(raw_body));
+    if let Ok(mut multipart) = Multipart::from_request(again, &()).await
+        && let Ok(Some(field)) = multipart.next_field().await
+    {
         received.field_name = field.name().map(str::to_owned);
         received.file_name = field.file_name().map(str::to_owned);
         received.content_type = field.content_type().map(str::to_owned);

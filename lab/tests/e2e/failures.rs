@@ -68,3 +68,34 @@ async fn a_text_file_named_jpg_is_a_readable_415_page() {
     assert_eq!(ok.item.label, "espresso");
     app.lab.shutdown().await;
 }
+
+/// The frontend streams the form to the backend unopened; what the backend finds wrong with it
+/// comes back as the frontend's own pages, and a photo a browser could only call generic binary
+/// is named by its bytes and analysed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_backend_judges_the_streamed_form_and_the_frontend_explains_it() {
+    let app = spawn_lab().await;
+
+    let empty = app.form_with(Vec::new(), "", "application/octet-stream");
+    let page = app.post_page(empty).await;
+    assert_eq!(page.status(), 400);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("No photo was attached"), "{html}");
+
+    let no_field = reqwest::multipart::Form::new().text("comment", "no photo here");
+    let page = app.post_page(no_field).await;
+    assert_eq!(page.status(), 400);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("No photo was attached"), "{html}");
+
+    let generic = app.form_with(
+        crate::support::photo(),
+        "IMG_0001",
+        "application/octet-stream",
+    );
+    let page = app.post_page(generic).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("espresso"), "{html}");
+    app.lab.shutdown().await;
+}
