@@ -54,7 +54,7 @@ for target in $(cargo fuzz list); do
             echo >&2
         done
     fi
-    grep -E '^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^stat::average_exec_per_sec' \
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::number_of_executed_units|^stat::average_exec_per_sec' \
         "$scratch/$target.log" || true
 done
 
