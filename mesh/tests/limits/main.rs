@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on, post};
 use mesh::{Mesh, Server, ServiceIdentity, ServingLimits, StopPolicy, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -297,28 +297,36 @@ async fn a_head_over_the_size_bound_is_a_431() {
     assert_eq!(answer.status(), 200);
 }
 
+/// A route that answers "done" only once `gate` (the second value) lets it through; `entered` (the
+/// third) gains a permit for each request that is inside.
+fn gated_route(path: &str, method: MethodFilter) -> (Router, Arc<Semaphore>, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let entered = Arc::new(Semaphore::new(0));
+    let handler = {
+        let (gate, entered) = (gate.clone(), entered.clone());
+        move || {
+            let (gate, entered) = (gate.clone(), entered.clone());
+            async move {
+                entered.add_permits(1);
+                let _pass = gate.acquire().await.expect("gate open");
+                "done"
+            }
+        }
+    };
+    (
+        Router::new().route(path, on(method, handler)),
+        gate,
+        entered,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn past_the_in_flight_bound_the_answer_is_503_overloaded_and_probes_still_answer() {
     let limits = ServingLimits {
         max_in_flight: 2,
         ..limits()
     };
-    let gate = Arc::new(Semaphore::new(0));
-    let entered = Arc::new(Semaphore::new(0));
-    let routes = {
-        let (gate, entered) = (gate.clone(), entered.clone());
-        Router::new().route(
-            "/hold",
-            get(move || {
-                let (gate, entered) = (gate.clone(), entered.clone());
-                async move {
-                    entered.add_permits(1);
-                    let _pass = gate.acquire().await.expect("gate open");
-                    "done"
-                }
-            }),
-        )
-    };
+    let (routes, gate, entered) = gated_route("/hold", MethodFilter::GET);
     let addr = serve(limits, routes).await;
     let client = reqwest::Client::new();
     let held: Vec<_> = (0..2)
@@ -367,22 +375,7 @@ async fn an_upload_refused_unread_is_drained_so_its_sender_reads_the_503() {
         max_in_flight: 1,
         ..limits()
     };
-    let gate = Arc::new(Semaphore::new(0));
-    let entered = Arc::new(Semaphore::new(0));
-    let routes = {
-        let (gate, entered) = (gate.clone(), entered.clone());
-        Router::new().route(
-            "/upload",
-            post(move || {
-                let (gate, entered) = (gate.clone(), entered.clone());
-                async move {
-                    entered.add_permits(1);
-                    let _pass = gate.acquire().await.expect("gate open");
-                    "done"
-                }
-            }),
-        )
-    };
+    let (routes, gate, entered) = gated_route("/upload", MethodFilter::POST);
     let addr = serve(limits, routes).await;
     let held = tokio::spawn(
         reqwest::Client::new()
