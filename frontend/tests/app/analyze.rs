@@ -93,20 +93,7 @@ async fn a_form_sent_in_chunks_streams_through_whole() {
     let backend = BackendDouble::answering("water bottle").await;
     let app = spawn_app(&backend.url, &[]).await;
     let form = photo_form(vec![0xd8; 300 * 1024], "big.jpg", "image/jpeg");
-    let boundary = form.boundary().to_owned();
-    // A stream of unknown length: reqwest sends it chunked, and so does the frontend.
-    let body = reqwest::Body::wrap_stream(form.into_stream());
-    let response = app
-        .client
-        .post(format!("{}/analyze", app.address))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("POST reaches the frontend");
+    let response = app.post_form_chunked(form).await;
     assert_eq!(response.status(), StatusCode::OK);
     let received = backend.only_request();
     assert_eq!(received.field_name.as_deref(), Some("image"));

@@ -211,18 +211,7 @@ async fn a_chunked_form_that_grows_past_the_limit_is_cut_off_with_a_413_page() {
     let backend = BackendDouble::answering("mug").await;
     let app = spawn_app(&backend.url, &[("MAX_UPLOAD_BYTES", "1024")]).await;
     let form = photo_form(vec![0xff; 200 * 1024], "big.jpg", "image/jpeg");
-    let boundary = form.boundary().to_owned();
-    let response = app
-        .client
-        .post(format!("{}/analyze", app.address))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(reqwest::Body::wrap_stream(form.into_stream()))
-        .send()
-        .await
-        .expect("POST reaches the frontend");
+    let response = app.post_form_chunked(form).await;
     let (status, _, html) = read(response).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
     assert!(html.contains("at most 1 KiB"), "{html}");

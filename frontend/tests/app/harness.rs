@@ -245,6 +245,19 @@ impl TestApp {
             .expect("GET reaches the frontend")
     }
 
+    /// Posts the upload form as a stream of unknown length: reqwest sends it chunked (no
+    /// `Content-Length`), and the frontend must pass it on the same way.
+    pub async fn post_form_chunked(&self, form: reqwest::multipart::Form) -> reqwest::Response {
+        let content_type = format!("multipart/form-data; boundary={}", form.boundary());
+        self.client
+            .post(format!("{}/analyze", self.address))
+            .header("content-type", content_type)
+            .body(reqwest::Body::wrap_stream(form.into_stream()))
+            .send()
+            .await
+            .expect("POST reaches the frontend")
+    }
+
     /// Posts the upload form the way a browser does, with extra request headers.
     pub async fn post_form(
         &self,
