@@ -13,7 +13,7 @@ seconds=10
 [ "${1:-}" = "--seconds" ] && seconds="${2:?--seconds needs a value}"
 image=benches/images/cat-640x426-100k.jpg
 
-cargo build --release --quiet -p ml -p backend -p frontend -p lab --example hop_overhead
+cargo build --release --quiet -p ml -p backend -p frontend -p lab --bins --example hop_overhead
 target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 

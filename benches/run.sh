@@ -36,7 +36,6 @@ if ! [[ "$runs" =~ ^[0-9]+$ ]] || (( runs < 60 )); then
     exit 2
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
-venv="${BENCH_VENV:-$root/.venv-bench}"
 cd "$root"
 
 # Every process and temporary file this run starts is stopped or removed however it ends.
@@ -62,10 +61,7 @@ cargo build --release --locked -p ml --bin ml --example bench_inference --exampl
 cargo build --release --locked -p ml "${decode_features[@]}" --example bench_decode >&2
 
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/peer/requirements.txt"
-fi
+venv="$("$here/peer/venv.sh")"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # Every JSON line of the run also goes to $results, which --write-docs turns into the docs.
