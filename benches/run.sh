@@ -61,7 +61,7 @@ cargo build --release --locked -p ml --bin ml --example bench_inference --exampl
 cargo build --release --locked -p ml "${decode_features[@]}" --example bench_decode >&2
 
 
-venv="$("$here/peer/venv.sh")"
+venv="$("$root/scripts/venv.sh" "${BENCH_VENV:-$root/.venv-bench}" "$here/peer/requirements.txt")"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # Every JSON line of the run also goes to $results, which --write-docs turns into the docs.
