@@ -48,17 +48,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# libjpeg-turbo joins the decode comparison where Debian's libturbojpeg0-dev is installed; the
-# release binary the rest of the run measures is the default build either way.
-decode_features=()
-if pkg-config --exists libturbojpeg 2>/dev/null; then
-    decode_features=(--features turbojpeg)
-else
-    echo "run.sh: libturbojpeg not found (apt-get install libturbojpeg0-dev); decode comparison without it" >&2
+# ml's default build decodes with libjpeg-turbo (Debian's libturbojpeg0-dev, found by pkg-config).
+if ! pkg-config --exists libturbojpeg 2>/dev/null; then
+    echo "run.sh: libturbojpeg not found by pkg-config: apt-get install libturbojpeg0-dev pkg-config" >&2
+    exit 1
 fi
 echo "== building the release binary and the benchmarks" >&2
-cargo build --release --locked -p ml --bin ml --example bench_inference --example profile_model >&2
-cargo build --release --locked -p ml "${decode_features[@]}" --example bench_decode >&2
+cargo build --release --locked -p ml --bin ml --example bench_inference --example profile_model \
+    --example bench_decode >&2
 
 
 venv="$("$root/scripts/venv.sh" "${BENCH_VENV:-$root/.venv-bench}" "$here/peer/requirements.txt")"

@@ -3,8 +3,9 @@
 #   docker/build-images.sh [--binaries host|builder] [--standins]
 #
 #   --binaries host     (default when cargo is installed) build frontend, backend and ml on this
-#                       machine as static glibc binaries (-C target-feature=+crt-static) and copy
-#                       them into the FROM scratch runtime stage: no base image is pulled.
+#                       machine as static glibc binaries (-C target-feature=+crt-static; ml links
+#                       Debian's libturbojpeg.a, so libturbojpeg0-dev and pkg-config are needed)
+#                       and copy them into the FROM scratch runtime stage: no base image is pulled.
 #   --binaries builder  compile inside the Dockerfile's rust:1.95 builder stage (pulls that image;
 #                       cargo's registry and target dir are BuildKit cache mounts).
 #   --standins          also build stand-ins for the upstream images no registry can give us here:
@@ -51,7 +52,7 @@ build() { # build IMAGE DOCKERFILE CONTEXT [ARGS...]
 if [ "$binaries" = host ]; then
     triple=$(rustc -vV | sed -n 's/^host: //p')
     echo "==> cargo build --release (static, $triple)"
-    RUSTFLAGS="-C target-feature=+crt-static" nice -n 10 cargo build --release --locked \
+    RUSTFLAGS="-C target-feature=+crt-static" TURBOJPEG_STATIC=1 nice -n 10 cargo build --release --locked \
         --target "$triple" -p frontend -p backend -p ml
     rm -rf docker/.bin
     for service in frontend backend ml; do

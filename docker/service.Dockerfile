@@ -15,11 +15,16 @@ FROM rust:1.95-bookworm AS builder
 ARG SERVICE
 WORKDIR /src
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# ml decodes JPEGs with libjpeg-turbo, linked statically from Debian's libturbojpeg.a.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libturbojpeg0-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     triple="$(rustc -vV | sed -n 's/^host: //p')" \
-    && RUSTFLAGS="-C target-feature=+crt-static" \
+    && RUSTFLAGS="-C target-feature=+crt-static" TURBOJPEG_STATIC=1 \
        cargo build --release --locked --target "$triple" -p "$SERVICE" \
     && mkdir -p "/out/$SERVICE" \
     && strip -o "/out/$SERVICE/service" "target/$triple/release/$SERVICE" \

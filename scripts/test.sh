@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Test"): installs what the tests need on a fresh Debian
 # machine, then runs every check. Usage: scripts/test.sh
-#   - Debian chromium + chromium-driver (browser test), Python tools into ./.venv (pinned)
+#   - Debian libturbojpeg0-dev + pkg-config (ml's JPEG decoder), chromium + chromium-driver (browser
+#     test), Python tools into ./.venv (pinned)
 #   - shellcheck on every tracked shell script; cargo fmt --check, cargo clippy -D warnings, cargo test
 #     for the whole workspace; cargo deny (licenses, bans, sources) with a pinned cargo-deny;
 #     fuzz/smoke.sh (every cargo fuzz target briefly from its corpus)
@@ -47,15 +48,24 @@ run() { # run NAME COMMAND...: one counted step
     fi
 }
 
+# install_debian_packages PACKAGE...: apt-get installs those of the named packages dpkg lacks.
 install_debian_packages() {
-    local missing=()
-    command -v chromium >/dev/null || missing+=(chromium)
-    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     "${sudo[@]}" apt-get update -qq &&
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The lab's build of ml-photo (no libjpeg-turbo: JPEG pixels from jpeg-decoder) is not the one the
+# workspace's clippy and tests unify to, so it gets its own lint and test run.
+pure_rust_decoder() {
+    cargo clippy -p ml-photo --all-targets --locked -- -D warnings &&
+        cargo test -p ml-photo --locked
 }
 
 install_python_tools() {
@@ -192,8 +202,11 @@ STAGES=${TEST_STAGES:-all}
 
 run "setup: rust toolchain" ensure_rust_toolchain
 run "setup: python tools (.venv)" install_python_tools
+# ml decodes JPEGs with libjpeg-turbo (Debian's, found by pkg-config; the images link it statically).
+run "setup: debian packages for the build (libturbojpeg0-dev, pkg-config)" \
+    install_debian_packages libturbojpeg0-dev pkg-config
 if [ "$STAGES" = all ]; then
-    run "setup: debian packages (chromium, chromium-driver)" install_debian_packages
+    run "setup: debian packages (chromium, chromium-driver)" install_debian_packages chromium chromium-driver
     run "shellcheck (every tracked shell script)" shellcheck_scripts
     run "cargo fmt --check" cargo fmt --all --check
     run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -201,6 +214,7 @@ if [ "$STAGES" = all ]; then
     run "cargo deny check licenses bans sources (deny.toml)" cargo_deny
     run "cargo deny rejects a broken policy (tests/deny/rejects-mit.toml)" cargo_deny_rejects_a_broken_policy
     run "cargo test" cargo test --workspace --locked
+    run "ml-photo without libjpeg-turbo (the lab's decoder): clippy and tests" pure_rust_decoder
     # Builds the libFuzzer targets (about 13 min cold on 2 cores) and runs each 20 s from its corpus.
     run "fuzz smoke (fuzz/smoke.sh)" bash fuzz/smoke.sh
     run "mesh/deploy: render and validate (tests/mesh/check.sh)" bash tests/mesh/check.sh

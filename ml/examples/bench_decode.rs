@@ -3,12 +3,13 @@
 //! at full size where the decoder has no scaled decode. Prints one JSON object per line.
 //!
 //!   ml::photo::decode  what the service runs (header, EXIF, scaled decode, orientation)
-//!   jpeg-decoder       jpeg-decoder alone at the same scale (the service's decoder by default)
-//!   turbojpeg          libjpeg-turbo's TurboJPEG API (Debian's libturbojpeg), same scale
-//!                      (with `--features turbojpeg`)
+//!   jpeg-decoder       jpeg-decoder alone at the same scale (the lab's decoder, built without
+//!                      the `turbojpeg` feature)
+//!   turbojpeg          libjpeg-turbo's TurboJPEG API (Debian's libturbojpeg), same scale (the
+//!                      service's decoder: the default `turbojpeg` feature)
 //!   zune-jpeg          full-size decode (zune-jpeg has no scaled decode)
 //!
-//! Usage: cargo run --release -p ml [--features turbojpeg] --example bench_decode -- [--runs 100]
+//! Usage: cargo run --release -p ml [--no-default-features] --example bench_decode -- [--runs 100]
 //!        [--warmup 10]
 //!        [--min-short-side 256]
 
