@@ -2,8 +2,9 @@
 # Three-hop overhead benchmark (issue: mesh-aware runtime): client → frontend → backend → ml on
 # loopback, each tier its own release process (stable builds), loaded through the frontend's
 # `POST /analyze` (JSON) with a ~100 KB JPEG. Reports the peak rate, then p50/p99 of the end-to-end
-# time and of the overhead (end-to-end minus the time ml reports for its own work) at 50 % of the
-# peak, and the resident memory of every process afterwards.
+# time and of the overhead (end-to-end minus the time ml reports for its own work) at 50 % and at
+# 5 % of the peak, each tier's CPU time per request, and the resident memory of every process
+# afterwards.
 #
 # Usage: benches/hops.sh [--seconds S]   (default 10 s per phase)
 set -euo pipefail
@@ -42,7 +43,8 @@ start ml "$ml_port" ML_WORKERS="${ML_WORKERS:-2}"
 start backend "$backend_port" ML_URL="http://127.0.0.1:$ml_port"
 start frontend "$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port"
 
-"$bin/examples/hop_overhead" --url "http://127.0.0.1:$frontend_port" --image "$image" --seconds "$seconds" |
+"$bin/examples/hop_overhead" --url "http://127.0.0.1:$frontend_port" --image "$image" --seconds "$seconds" \
+    --pid "ml=${pids[0]}" --pid "backend=${pids[1]}" --pid "frontend=${pids[2]}" --clock-ticks "$(getconf CLK_TCK)" |
     tee "$target/bench-hops.json"
 printf '{"rss_mb":{"ml":%s,"backend":%s,"frontend":%s}}\n' \
     "$(rss_mb "${pids[0]}")" "$(rss_mb "${pids[1]}")" "$(rss_mb "${pids[2]}")" | tee -a "$target/bench-hops.json"
