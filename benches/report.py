@@ -88,6 +88,13 @@ def service_rows(rows: list[dict]) -> list[str]:
         lines += ["", "| image | concurrency | service | rps | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
         for r in http:
             lines.append(f'| {r["image"]} | {r["concurrency"]} | {r["service"]} | {r["rps"]} | {r["p50_ms"]} | {r["p99_ms"]} |')
+    workers = [r for r in rows if r.get("engine") == "workers"]
+    if workers:
+        lines += ["", "Workers against cores: the service alone, concurrency 4, "
+                  f'{workers[0]["image"]}, {workers[0]["cores"]} cores.', "",
+                  "| ML_WORKERS | rps | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for r in workers:
+            lines.append(f'| {r["workers"]} | {r["rps"]} | {r["p50_ms"]} | {r["p99_ms"]} |')
     return lines
 
 

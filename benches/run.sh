@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The ml tier's benchmark, everything side by side in one run: tract (the Rust service's engine,
 # with the project's fused depthwise operator, with tract's own conv_nhwc, and as exported) against
-# onnxruntime on the same files and tensors; JPEG decode per decoder (jpeg-decoder as the service
-# runs it, libjpeg-turbo, zune-jpeg, Pillow's draft as the peer runs it); a per-operator profile of
-# tract's final graph; start-up to ready and resident memory of the release binary; and — with
-# --http — the Rust service against the Python peer under `oha`.
+# onnxruntime on the same files and tensors; JPEG decode per decoder (libjpeg-turbo as the service
+# runs it, jpeg-decoder as the lab runs it, zune-jpeg, Pillow's draft as the peer runs it); a
+# per-operator profile of tract's final graph; start-up to ready and resident memory of the release
+# binary; and — with --http — the Rust service against the Python peer under `oha`, then the
+# service alone at 1 to twice the cores' number of workers.
 #
 # Usage: benches/run.sh [--runs N] [--http] [--http-seconds S] [--write-docs]
 #   --runs N          timed calls per setup (default 100, at least 60)
@@ -137,21 +138,44 @@ if (( http )); then
     pids+=($!)
     wait_ready "http://127.0.0.1:$ml_port/readyz" 60 >/dev/null
     wait_ready "http://127.0.0.1:$peer_port/readyz" 120 >/dev/null
-    for image in espresso-640x480.jpg espresso-4000x3000.jpg; do
-        for concurrency in 2 4; do
-            for service in ml peer; do
-                if [[ "$service" == ml ]]; then port="$ml_port"; else port="$peer_port"; fi
-                json="$("$oha" -z "${http_seconds}s" -c "$concurrency" --no-tui --output-format json \
-                    -m POST -T image/jpeg -D "$here/images/$image" "http://127.0.0.1:$port/v1/classify")"
-                "$venv/bin/python" -c '
+    # load ENGINE SERVICE PORT IMAGE CONCURRENCY [KEY=VALUE...]: one oha point, one JSON line.
+    load() {
+        local engine=$1 service=$2 port=$3 image=$4 concurrency=$5 json
+        shift 5
+        json="$("$oha" -z "${http_seconds}s" -c "$concurrency" --no-tui --output-format json \
+            -m POST -T image/jpeg -D "$here/images/$image" "http://127.0.0.1:$port/v1/classify")"
+        "$venv/bin/python" -c '
 import json, sys
 d = json.loads(sys.argv[1]); s = d["summary"]; p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
-print(json.dumps({"engine": "http", "service": sys.argv[2], "image": sys.argv[3], "concurrency": int(sys.argv[4]),
-    "rps": round(s["requestsPerSec"], 1), "p50_ms": round(p["p50"] * 1e3, 2), "p99_ms": round(p["p99"] * 1e3, 2),
-    "status_codes": codes}))' "$json" "$service" "$image" "$concurrency" | emit
-            done
+extra = {k: int(v) for k, v in (a.split("=", 1) for a in sys.argv[6:])}
+print(json.dumps({"engine": sys.argv[2], "service": sys.argv[3], "image": sys.argv[4], "concurrency": int(sys.argv[5]),
+    **extra, "rps": round(s["requestsPerSec"], 1), "p50_ms": round(p["p50"] * 1e3, 2),
+    "p99_ms": round(p["p99"] * 1e3, 2), "status_codes": codes}))' \
+            "$json" "$engine" "$service" "$image" "$concurrency" "$@" | emit
+    }
+    for image in espresso-640x480.jpg espresso-4000x3000.jpg; do
+        for concurrency in 2 4; do
+            load http ml "$ml_port" "$image" "$concurrency"
+            load http peer "$peer_port" "$image" "$concurrency"
         done
+    done
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    pids=()
+
+    # Workers against cores: the service alone, ML_WORKERS from 1 to twice the cores, at
+    # concurrency 4 on the 640x480 photo (each worker runs one single-threaded inference).
+    cores="$(nproc)"
+    for (( workers = 1; workers <= 2 * cores; workers++ )); do
+        ml_port="$(free_port)"
+        PORT="$ml_port" ML_WORKERS="$workers" RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
+        pids=($!)
+        wait_ready "http://127.0.0.1:$ml_port/readyz" 60 >/dev/null
+        load workers ml "$ml_port" espresso-640x480.jpg 4 "workers=$workers" "cores=$cores"
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        wait 2>/dev/null || true
+        pids=()
     done
 fi
 
