@@ -166,7 +166,8 @@ print(json.dumps({"engine": sys.argv[2], "service": sys.argv[3], "image": sys.ar
 
     # Workers against cores: the service alone, ML_WORKERS from 1 to twice the cores, at
     # concurrency 4 on the 640x480 photo (each worker runs one single-threaded inference).
-    cores="$(nproc)"
+    # (nproc alone would answer 1: it honours the OMP_NUM_THREADS=1 exported above for the peer.)
+    cores="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
     for (( workers = 1; workers <= 2 * cores; workers++ )); do
         ml_port="$(free_port)"
         PORT="$ml_port" ML_WORKERS="$workers" RUST_LOG=warn "$target/release/ml" >/dev/null 2>&1 &
