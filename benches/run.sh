@@ -42,9 +42,13 @@ cd "$root"
 # Every process and temporary file this run starts is stopped or removed however it ends.
 pids=()
 tmp_files=()
-cleanup() {
+stop_started() { # stops every process in pids and forgets them
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    pids=()
+}
+cleanup() {
+    stop_started
     rm -f "${tmp_files[@]}"
 }
 trap cleanup EXIT
@@ -160,9 +164,7 @@ print(json.dumps({"engine": sys.argv[2], "service": sys.argv[3], "image": sys.ar
             load http peer "$peer_port" "$image" "$concurrency"
         done
     done
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    pids=()
+    stop_started
 
     # Workers against cores: the service alone, ML_WORKERS from 1 to twice the cores, at
     # concurrency 4 on the 640x480 photo (each worker runs one single-threaded inference).
@@ -174,9 +176,7 @@ print(json.dumps({"engine": sys.argv[2], "service": sys.argv[3], "image": sys.ar
         pids=($!)
         wait_ready "http://127.0.0.1:$ml_port/readyz" 60 >/dev/null
         load workers ml "$ml_port" espresso-640x480.jpg 4 "workers=$workers" "cores=$cores"
-        kill -TERM "${pids[@]}" 2>/dev/null || true
-        wait 2>/dev/null || true
-        pids=()
+        stop_started
     done
 fi
 
