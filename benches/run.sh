@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ml tier's benchmark, everything side by side in one run: tract (the Rust service's engine,
-# with the project's fused depthwise operator, with tract's own conv_nhwc, and as exported) against
+# with the project's fused depthwise and 1×1 operators, with tract's own conv_nhwc, and as exported) against
 # onnxruntime on the same files and tensors; JPEG decode per decoder (libjpeg-turbo as the service
 # runs it, jpeg-decoder as the lab runs it, zune-jpeg, Pillow's draft as the peer runs it); a
 # per-operator profile of tract's final graph; start-up to ready and resident memory of the release

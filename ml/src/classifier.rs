@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::transform::get_transform;
 
-pub use ml_depthwise::Isa;
+pub use ml_kernels::Isa;
 
-use crate::depthwise;
+use crate::fused;
 use crate::manifest::{Manifest, ManifestError};
 use crate::preprocess::Preprocessing;
 
@@ -23,8 +23,9 @@ pub enum ConvLayout {
     /// tract's `conv_nhwc` rewrite: convolutions run channels-last, which is markedly faster for
     /// the depthwise convolutions of EfficientNet-Lite. Outputs match NCHW within float rounding.
     Nhwc,
-    /// `Nhwc`, with every depthwise convolution and the ReLU6 after it run by the project's own
-    /// fused operator ([`crate::depthwise`]) instead of tract's.
+    /// `Nhwc`, with every depthwise and every 1×1 convolution, with the bias, ReLU6 and residual
+    /// addition after it, run by the project's own fused operators ([`crate::fused`]) instead of
+    /// tract's.
     NhwcFused,
 }
 
@@ -238,11 +239,11 @@ pub fn decluttered(onnx: &[u8], input_size: u32) -> TractResult<TypedModel> {
 }
 
 /// From a decluttered model to the optimised one the service runs: for `NhwcFused` the project's
-/// depthwise operator (kernels for `isa`) goes in first, then (for both channels-last layouts)
+/// depthwise and 1×1 operators (kernels for `isa`) go in first, then (for both channels-last layouts)
 /// tract's `conv_nhwc` rewrite and a declutter, then tract's optimisation.
 pub fn lower(mut typed: TypedModel, layout: ConvLayout, isa: Isa) -> TractResult<TypedModel> {
     if layout == ConvLayout::NhwcFused {
-        depthwise::fuse(&mut typed, isa)?;
+        fused::fuse(&mut typed, isa)?;
     }
     if layout != ConvLayout::Nchw {
         let transform = get_transform("conv_nhwc")?

@@ -7,7 +7,7 @@
 //! | `MODEL_MANIFEST` | `$MODEL_DIR/manifest.json` | the model manifest |
 //! | `MODEL` | by role | model name in the manifest; unset: the model whose role is `SERVICE_VERSION` (stable → Lite0, canary → Lite1) |
 //! | `MODEL_PATH` | from the manifest | ONNX file to load instead (its sha256 must match the manifest) |
-//! | `ML_CONV_LAYOUT` | `nhwc-fused` | `nhwc-fused` (channels-last, depthwise + ReLU6 by the project's own fused operator, fastest), `nhwc` (tract's channels-last rewrite alone) or `nchw` (graph as exported) |
+//! | `ML_CONV_LAYOUT` | `nhwc-fused` | `nhwc-fused` (channels-last, depthwise and 1×1 convolutions with their bias, ReLU6 and residual by the project's own fused operators, fastest), `nhwc` (tract's channels-last rewrite alone) or `nchw` (graph as exported) |
 //! | `ML_WORKERS` | number of cores | classifications running at once (one thread each) |
 //! | `ML_QUEUE_CAPACITY` | 16 | classifications allowed to wait; beyond that 503 `overloaded` |
 //! | `MAX_UPLOAD_BYTES` | 10 MiB | largest request body; beyond that 413 `payload_too_large` |

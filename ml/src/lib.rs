@@ -5,8 +5,8 @@
 pub mod api;
 pub mod classifier;
 pub mod config;
-pub mod depthwise;
 pub mod error;
+pub mod fused;
 pub mod manifest;
 pub mod metrics;
 pub mod pool;

@@ -2,7 +2,7 @@
 
 mod bad_input;
 mod concurrency;
-mod depthwise;
+mod fused;
 mod golden;
 mod helpers;
 mod photos;

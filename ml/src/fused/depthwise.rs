@@ -2,20 +2,20 @@
 //!
 //! tract lowers EfficientNet-Lite's depthwise convolutions to its own `DepthWise` op, whose
 //! channels-last path on x86 re-loads and re-stores the output for every tap, and runs the ReLU6
-//! that follows (`Clip`, decluttered into `Max` then `Min`) as two more passes. [`fuse`] replaces
+//! that follows (`Clip`, decluttered into `Max` then `Min`) as two more passes. [`super::fuse`] replaces
 //! each decluttered depthwise `Conv` and the clamp after it with one [`FusedDepthwise`] node,
-//! which runs the `ml-depthwise` kernels (AVX-512 or AVX2 + FMA chosen at run time) channels-last,
+//! which runs the `ml-kernels` kernels (AVX-512 or AVX2 + FMA chosen at run time) channels-last,
 //! wrapped in the same axis moves tract's `conv_nhwc` puts around a convolution, so the
 //! following `conv_nhwc` + declutter cancel them against their neighbours'.
 
 use std::sync::Arc;
 
-use ml_depthwise::{Filter, Geometry, Isa};
+use ml_kernels::{Filter, Geometry, Isa};
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::{FuseContext, trailing_clamp};
 
 /// Depthwise convolution + bias + clamp on one channels-last `1 × H × W × C` tensor, or
 /// `H × W × C` where tract's declutter has removed the batch axis.
@@ -131,7 +131,7 @@ impl TypedOp for FusedDepthwise {
     as_op!();
 }
 
-/// One depthwise convolution of a decluttered (channels-first) model that [`fuse`] replaces, with
+/// One depthwise convolution of a decluttered (channels-first) model that [`super::fuse`] replaces, with
 /// the clamp that follows it.
 #[derive(Debug, Clone)]
 pub struct DepthwiseLayer {
@@ -225,37 +225,6 @@ impl DepthwiseLayer {
     }
 }
 
-/// The single value of a scalar or one-element constant.
-fn uniform_f32(model: &TypedModel, outlet: OutletId) -> Option<f32> {
-    let fact = model.outlet_fact(outlet).ok()?;
-    let t = fact.konst.as_ref().or(fact.uniform.as_ref())?;
-    if t.len() != 1 || t.datum_type() != f32::datum_type() {
-        return None;
-    }
-    t.try_as_plain_ram()
-        .ok()?
-        .as_slice::<f32>()
-        .ok()?
-        .first()
-        .copied()
-}
-
-/// `Some(bound)` when `node` is a `Max` (`is_max`) or `Min` of `from` and a uniform constant that
-/// leaves the shape unchanged.
-fn clamp_step(model: &TypedModel, node: &TypedNode, from: OutletId, is_max: bool) -> Option<f32> {
-    let op = node.op_as::<TypedBinOp>()?;
-    if (is_max && !op.0.is::<Max>()) || (!is_max && !op.0.is::<Min>()) || node.inputs.len() != 2 {
-        return None;
-    }
-    let other = *node.inputs.iter().find(|&&i| i != from)?;
-    let in_shape = &model.outlet_fact(from).ok()?.shape;
-    let out_shape = &model.outlet_fact(node.id.into()).ok()?.shape;
-    if in_shape != out_shape {
-        return None;
-    }
-    uniform_f32(model, other)
-}
-
 /// Reads a depthwise layer the fused op can run at `node`, or `None`.
 fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<DepthwiseLayer> {
     let spec = &conv.pool_spec;
@@ -327,30 +296,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
         return None;
     }
 
-    // The clamp: Max then Min with constants, each the only consumer of what it reads.
-    let (mut min, mut max) = (f32::NEG_INFINITY, f32::INFINITY);
-    let mut last = node.id;
-    let is_output = |id: usize| model.outputs.contains(&OutletId::new(id, 0));
-    for is_max in [true, false] {
-        if is_output(last) {
-            break;
-        }
-        let Ok(Some(next)) = model.single_succ(last) else {
-            break;
-        };
-        let Some(bound) = clamp_step(model, next, last.into(), is_max) else {
-            continue;
-        };
-        if is_max {
-            min = bound;
-        } else {
-            max = bound;
-        }
-        last = next.id;
-    }
-    if min.is_nan() || max.is_nan() || min > max {
-        return None;
-    }
+    let (min, max, last) = trailing_clamp(model, node.id)?;
     Some(DepthwiseLayer {
         name: node.name.clone(),
         conv: conv.clone(),
@@ -364,7 +310,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
     })
 }
 
-/// Every depthwise layer of a decluttered model that [`fuse`] would replace, in evaluation order.
+/// Every depthwise layer of a decluttered model that [`super::fuse`] would replace, in evaluation order.
 pub fn layers(model: &TypedModel) -> TractResult<Vec<DepthwiseLayer>> {
     Ok(model
         .eval_order()?
@@ -376,11 +322,7 @@ pub fn layers(model: &TypedModel) -> TractResult<Vec<DepthwiseLayer>> {
         .collect())
 }
 
-/// The rewrite's context: the kernel the fused ops run (`Option` only because tract's
-/// `Rewriter` wants a `Default` context; [`fuse`] always sets it).
-type FuseContext = Option<Isa>;
-
-fn fuse_rule(
+pub(super) fn rule(
     ctx: &FuseContext,
     model: &TypedModel,
     node: &TypedNode,
@@ -400,19 +342,4 @@ fn fuse_rule(
     let y = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(last, c_axis), &y)?;
     patch.shunt_outside(model, layer.last_node.into(), y[0])?;
     Ok(Some(patch))
-}
-
-/// Replaces every depthwise convolution (and the clamp after it) of a decluttered model by a
-/// [`FusedDepthwise`] running `isa`; answers how many it replaced. Run it before `conv_nhwc`
-/// and optimisation.
-pub fn fuse(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
-    ensure!(isa.is_available(), "this CPU cannot run the {isa} kernel");
-    Rewriter::<FuseContext>::default()
-        .with_rule_for("fused-depthwise", fuse_rule)
-        .rewrite(&Some(isa), model)?;
-    Ok(model
-        .nodes()
-        .iter()
-        .filter(|n| n.op_is::<FusedDepthwise>())
-        .count())
 }

@@ -2,22 +2,7 @@
 //! and on awkward ones (channel tails, windows wider than the input, asymmetric padding).
 
 use super::*;
-
-/// A small deterministic generator (xorshift), so the tests need no crate and run under Miri.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn fill(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
-    }
-}
+use crate::test_support::{Noise, isas, worst};
 
 /// Output size for a kernel with `pad_before` and `pad_after` zero rows.
 fn out_size(size: usize, kernel: usize, stride: usize, before: usize, after: usize) -> usize {
@@ -79,21 +64,6 @@ fn reference(
         }
     }
     out
-}
-
-fn isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
-        .into_iter()
-        .filter(|isa| isa.is_available())
-        .collect()
-}
-
-/// Largest difference, relative to the magnitude where values exceed 1.
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f32::max)
 }
 
 fn check(g: Geometry, seed: u64) {

@@ -2,12 +2,12 @@
 //! convolution of both committed models (shapes and weights read from the models themselves).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use ml::classifier::{ConvLayout, Isa, decluttered, lower};
-use ml::depthwise::{self, DepthwiseLayer, FusedDepthwise};
+use ml::classifier::{ConvLayout, Isa, lower};
+use ml::fused::depthwise::{self, DepthwiseLayer, FusedDepthwise};
 use tract_onnx::prelude::*;
 
+use super::{MODELS, input, isas, max_diff, model, run};
 use crate::helpers::shared_process;
 
 /// Per element, between the fused op and tract's stock one, relative to the layer's output range
@@ -17,62 +17,6 @@ use crate::helpers::shared_process;
 /// printed for every layer.
 const MAX_DIFF: f32 = 1e-5;
 
-const MODELS: [(&str, u32); 2] = [
-    ("efficientnet-lite0.onnx", 224),
-    ("efficientnet-lite1.onnx", 240),
-];
-
-fn model(file: &str, size: u32) -> TypedModel {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("model")
-        .join(file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    decluttered(&bytes, size).expect("the model declutters")
-}
-
-fn isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
-        .into_iter()
-        .filter(|isa| isa.is_available())
-        .collect()
-}
-
-/// Deterministic input in `[0, 6)`: what every depthwise layer of these models sees (each follows a
-/// ReLU6); the weights have both signs, so both ends of the clamp are exercised.
-fn input(shape: &[usize], seed: u64) -> Tensor {
-    let mut state = seed | 1;
-    let values: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            6.0 * ((state >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_shape(shape, &values).expect("input tensor")
-}
-
-fn run(model: TypedModel, x: &Tensor) -> Vec<f32> {
-    let plan = model.into_runnable().expect("plan");
-    let out = plan.run(tvec!(x.clone().into())).expect("runs");
-    out[0]
-        .try_as_plain_ram()
-        .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
-        .expect("f32 output")
-}
-
-/// Largest `|a - b|` over `max(1, max |b|)`, and the largest `|a - b|` for the record.
-fn max_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
-    assert_eq!(a.len(), b.len());
-    let range = b.iter().fold(1.0f32, |m, y| m.max(y.abs()));
-    let abs = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
-    (abs / range, abs)
-}
-
 /// Tract's stock pipeline (`conv_nhwc`, declutter, optimise) on the layer alone.
 fn stock(layer: &DepthwiseLayer, x: &Tensor) -> Vec<f32> {
     let model = lower(
@@ -81,7 +25,7 @@ fn stock(layer: &DepthwiseLayer, x: &Tensor) -> Vec<f32> {
         Isa::Portable,
     )
     .expect("stock lowering");
-    run(model, x)
+    run(model, &[x])
 }
 
 fn fused(layer: &DepthwiseLayer, isa: Isa, x: &Tensor) -> Vec<f32> {
@@ -101,7 +45,7 @@ fn fused(layer: &DepthwiseLayer, isa: Isa, x: &Tensor) -> Vec<f32> {
         "{}: the fused op is in the optimised graph",
         layer.name
     );
-    run(model, x)
+    run(model, &[x])
 }
 
 #[tokio::test]

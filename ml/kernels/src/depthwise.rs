@@ -1,90 +1,8 @@
-//! The project's own depthwise convolution for the ml tier: channels-last (`H × W × C`) input,
-//! one `KH × KW` filter per channel, bias added and the result clamped (ReLU6 is a clamp to
-//! `[0, 6]`) in the same pass, so each output element is written once.
-//!
-//! Three kernels share one generic body: AVX-512 and AVX2 + FMA, chosen at run time, and a
-//! portable fallback. All `unsafe` code is in `simd.rs`, which says how a layer runs and why it
-//! needs `unsafe`; the rest of the crate denies it.
-#![deny(unsafe_code)]
+//! Depthwise convolution: one `KH × KW` filter per channel, channels-last, bias and clamp fused.
 
-mod simd;
-
-use std::fmt;
 use std::mem::MaybeUninit;
 
-/// Which instruction set the kernel runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Isa {
-    /// 512-bit vectors with fused multiply-add (x86-64 with `avx512f`).
-    Avx512,
-    /// 256-bit vectors with fused multiply-add (x86-64 with `avx2` and `fma`).
-    Avx2Fma,
-    /// Plain Rust, vectorised by the compiler for the build's baseline target.
-    Portable,
-}
-
-impl Isa {
-    /// The best instruction set this CPU has.
-    pub fn detect() -> Self {
-        [Self::Avx512, Self::Avx2Fma]
-            .into_iter()
-            .find(|isa| isa.is_available())
-            .unwrap_or(Self::Portable)
-    }
-
-    /// Whether this CPU can run the kernel built for `self`.
-    pub fn is_available(self) -> bool {
-        simd::is_available(self)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Avx512 => "avx512",
-            Self::Avx2Fma => "avx2+fma",
-            Self::Portable => "portable",
-        }
-    }
-}
-
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a depthwise convolution cannot be set up or run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    /// A size is zero, or the padded input is smaller than the kernel, or a size overflows.
-    Geometry(String),
-    /// A buffer does not have the length the geometry asks for.
-    Length {
-        what: &'static str,
-        expected: usize,
-        actual: usize,
-    },
-    /// The requested instruction set is not available on this CPU.
-    Unavailable(Isa),
-    /// The output tensor could not be made.
-    Tensor(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Geometry(why) => write!(f, "bad depthwise geometry: {why}"),
-            Self::Length {
-                what,
-                expected,
-                actual,
-            } => write!(f, "{what} has {actual} values, expected {expected}"),
-            Self::Unavailable(isa) => write!(f, "this CPU cannot run the {isa} kernel"),
-            Self::Tensor(why) => write!(f, "cannot make the output tensor: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
+use crate::{Error, Isa, check_len, simd};
 
 /// Shape of one depthwise layer: input `height × width × channels`, a `kernel_h × kernel_w`
 /// window moved by `stride_*`, zero padding `pad_*` before the first row / column (whatever
@@ -122,12 +40,14 @@ impl Geometry {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(Error::Geometry(format!("{name} is zero")));
         }
-        if self.kernel_h > simd::MAX_KERNEL || self.kernel_w > simd::MAX_KERNEL {
+        if self.kernel_h > simd::depthwise::MAX_KERNEL
+            || self.kernel_w > simd::depthwise::MAX_KERNEL
+        {
             return Err(Error::Geometry(format!(
                 "kernel {}×{} is larger than {m}×{m}",
                 self.kernel_h,
                 self.kernel_w,
-                m = simd::MAX_KERNEL
+                m = simd::depthwise::MAX_KERNEL
             )));
         }
         if self.pad_top >= self.kernel_h || self.pad_left >= self.kernel_w {
@@ -247,7 +167,7 @@ impl Filter {
     ) -> Result<(), Error> {
         check_len("input", self.geometry.input_len(), input.len())?;
         check_len("output", self.geometry.output_len(), output.len())?;
-        let args = simd::Args {
+        let args = simd::depthwise::Args {
             g: &self.geometry,
             weights: &self.weights,
             bias: &self.bias,
@@ -255,7 +175,7 @@ impl Filter {
             max: self.max,
             input,
         };
-        simd::run(isa, &args, output)
+        simd::depthwise::run(isa, &args, output)
     }
 }
 
@@ -271,18 +191,6 @@ impl Filter {
         let g = &self.geometry;
         simd::new_tensor(&[1, g.out_h, g.out_w, g.channels], |out| {
             self.run_uninit(isa, input, out)
-        })
-    }
-}
-
-fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(Error::Length {
-            what,
-            expected,
-            actual,
         })
     }
 }
