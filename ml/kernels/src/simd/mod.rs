@@ -44,25 +44,27 @@ pub(crate) trait Kernel {
     fn run<V: Vector>(self);
 }
 
-/// The baseline target's vector: a lane array the compiler vectorises (SSE2 on x86-64).
+/// The baseline target's vector: a lane array the compiler vectorises (SSE2 on x86-64). The
+/// portable kernels use 8 lanes; the tests also run the 16-lane tiling (AVX-512's) with it, so
+/// that tiling is checked on machines without AVX-512 too.
 #[derive(Clone, Copy)]
-struct Lanes8([f32; 8]);
+pub(crate) struct Lanes<const N: usize>([f32; N]);
 
-impl Vector for Lanes8 {
-    const LANES: usize = 8;
+impl<const N: usize> Vector for Lanes<N> {
+    const LANES: usize = N;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller guarantees 8 readable f32s at `p`; no alignment is assumed.
-        Self(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+        // SAFETY: the caller guarantees N readable f32s at `p`; no alignment is assumed.
+        Self(unsafe { p.cast::<[f32; N]>().read_unaligned() })
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller guarantees 8 writable f32s at `p`; no alignment is assumed.
-        unsafe { p.cast::<[f32; 8]>().write_unaligned(self.0) }
+        // SAFETY: the caller guarantees N writable f32s at `p`; no alignment is assumed.
+        unsafe { p.cast::<[f32; N]>().write_unaligned(self.0) }
     }
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {
-        Self([v; 8])
+        Self([v; N])
     }
     #[inline(always)]
     unsafe fn mul_add(x: Self, w: Self, mut acc: Self) -> Self {
@@ -198,7 +200,7 @@ pub(crate) fn dispatch(isa: Isa, kernel: impl Kernel) -> Result<(), Error> {
         return Err(Error::Unavailable(isa));
     }
     match isa {
-        Isa::Portable => kernel.run::<Lanes8>(),
+        Isa::Portable => kernel.run::<Lanes<8>>(),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `is_available(Isa::Avx512)` just checked that this CPU has avx512f, avx2 and
         // fma, the features `avx512` is compiled with.

@@ -165,3 +165,60 @@ fn tile<V: Vector, const M: usize, const NV: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Lanes;
+    use super::*;
+    use crate::test_support::Noise;
+
+    fn run_with<V: Vector>(a: &Args) -> Vec<f32> {
+        let mut out = vec![MaybeUninit::new(f32::NAN); a.pixels * a.outputs];
+        Layer { a, out: &mut out }.run::<V>();
+        // SAFETY: `MaybeUninit<f32>` has f32's layout and every element was initialised above.
+        out.into_iter()
+            .map(|v| unsafe { v.assume_init() })
+            .collect()
+    }
+
+    /// AVX-512's tiling (one 16-lane vector per panel, tiles of 14 pixels, tails of 8, 4, 2, 1)
+    /// run with portable 16 lanes gives exactly what the 8-lane tiling (6-pixel tiles, AVX2's)
+    /// gives: both add each element's products in input-channel order, unfused. Checks that
+    /// tiling on machines without AVX-512.
+    #[test]
+    fn the_avx512_tiling_matches_the_avx2_tiling_exactly() {
+        let mut noise = Noise(7);
+        for (inputs, outputs) in [(24usize, 40usize), (9, 16), (5, 33)] {
+            for pixels in [1, 13, 14, 15, 23, 29, 30, 31] {
+                let padded = outputs.div_ceil(PANEL) * PANEL;
+                let mut panels = noise.fill(padded * inputs, -1.0, 1.0);
+                let mut bias = noise.fill(padded, -0.5, 0.5);
+                // Zero where a panel runs past `outputs`, as `Pointwise::from_oi` packs it.
+                for (i, w) in panels.iter_mut().enumerate() {
+                    if (i / (inputs * PANEL)) * PANEL + i % PANEL >= outputs {
+                        *w = 0.0;
+                    }
+                }
+                bias[outputs..].fill(0.0);
+                let input = noise.fill(pixels * inputs, -1.0, 6.0);
+                let residual = noise.fill(pixels * outputs, -2.0, 2.0);
+                for residual in [None, Some(&residual[..])] {
+                    let a = Args {
+                        inputs,
+                        outputs,
+                        pixels,
+                        panels: &panels,
+                        bias: &bias,
+                        min: 0.0,
+                        max: 6.0,
+                        input: &input,
+                        residual,
+                    };
+                    let (wide, narrow) = (run_with::<Lanes<16>>(&a), run_with::<Lanes<8>>(&a));
+                    assert!(wide.iter().all(|v| v.is_finite()), "unwritten outputs");
+                    assert_eq!(wide, narrow, "{inputs} → {outputs} × {pixels}");
+                }
+            }
+        }
+    }
+}
