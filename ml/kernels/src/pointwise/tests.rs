@@ -93,9 +93,14 @@ fn every_kernel_matches_the_definition() {
         (3, 7),
         (33, 1),
     ];
-    let pixels = [1, 2, 3, 5, 6, 7, 13, 14, 15, 29, 49];
+    let pixels: &[usize] = if cfg!(miri) {
+        // Under Miri (about a million times slower): still a whole tile and tails of each size.
+        &[1, 7, 15, 29]
+    } else {
+        &[1, 2, 3, 5, 6, 7, 13, 14, 15, 29, 49]
+    };
     for (inputs, outputs) in channels {
-        for p in pixels {
+        for &p in pixels {
             for residual in [false, true] {
                 seed += 1;
                 check(inputs, outputs, p, residual, seed);

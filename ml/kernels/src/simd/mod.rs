@@ -29,6 +29,9 @@ use crate::{Error, Isa};
 /// `LANES` consecutive `f32`s.
 pub(crate) trait Vector: Copy {
     const LANES: usize;
+    /// Whether this is the portable lane array (which the compiler maps onto however many
+    /// registers the baseline target has: 16 × 128 bits on x86-64), not a native vector.
+    const PORTABLE: bool = false;
     unsafe fn load(p: *const f32) -> Self;
     unsafe fn store(self, p: *mut f32);
     unsafe fn splat(v: f32) -> Self;
@@ -52,6 +55,7 @@ pub(crate) struct Lanes<const N: usize>([f32; N]);
 
 impl<const N: usize> Vector for Lanes<N> {
     const LANES: usize = N;
+    const PORTABLE: bool = true;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller guarantees N readable f32s at `p`; no alignment is assumed.
