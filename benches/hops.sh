@@ -19,23 +19,11 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 bin="$target/release"
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+log_prefix="$target/bench"
+# shellcheck source=benches/services.sh
+. "$root/benches/services.sh"
+trap stop_services EXIT
 
-start() { # start NAME PORT ENV...
-    local name=$1 port=$2
-    shift 2
-    env RUST_LOG=warn PORT="$port" "$@" "$bin/$name" >"$target/bench-$name.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 1 200); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "$name did not get ready; see $target/bench-$name.log" >&2
-    return 1
-}
-# A port the kernel just handed out and released: no fixed ports, so runs never collide.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 ml_port="$(free_port)"; backend_port="$(free_port)"; frontend_port="$(free_port)"

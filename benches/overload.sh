@@ -41,26 +41,15 @@ fi
 
 pids=()
 tmp="$(mktemp -d)"
+log_prefix="$target/bench-overload"
+# shellcheck source=benches/services.sh
+. "$root/benches/services.sh"
 cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    stop_services
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-start() { # start NAME PORT ENV...
-    local name=$1 port=$2
-    shift 2
-    env RUST_LOG=warn PORT="$port" "$@" "$bin/$name" >"$target/bench-overload-$name.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 1 600); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "$name did not get ready; see $target/bench-overload-$name.log" >&2
-    return 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mem_mib() { awk -v f="$2:" '$1 == f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 ml_port="$(free_port)"; backend_port="$(free_port)"; frontend_port="$(free_port)"

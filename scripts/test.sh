@@ -48,7 +48,9 @@ run() { # run NAME COMMAND...: one counted step
     fi
 }
 
-# install_debian_packages PACKAGE...: apt-get installs those of the named packages dpkg lacks.
+# install_debian_packages PACKAGE...: apt-get installs those of the named packages dpkg lacks
+# (the package lists are updated once per run, by the first call that has something to install).
+APT_UPDATED=0
 install_debian_packages() {
     local missing=() package
     for package in "$@"; do
@@ -57,8 +59,11 @@ install_debian_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        "${sudo[@]}" apt-get update -qq || return 1
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # The lab's build of ml-photo (no libjpeg-turbo: JPEG pixels from jpeg-decoder) is not the one the

