@@ -15,7 +15,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::{FuseContext, trailing_clamp};
+use super::{FuseContext, channel_axes, layers_with, trailing_clamp, wire_clamp};
 
 /// Depthwise convolution + bias + clamp on one channels-last `1 × H × W × C` tensor, or
 /// `H × W × C` where tract's declutter has removed the batch axis.
@@ -200,26 +200,10 @@ impl DepthwiseLayer {
         let shape = self.input_shape();
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact(&shape))?;
-        let bound = |v: f32| Tensor::from_shape(&vec![1; shape.len()], &[v]);
         let kernel = model.add_const("kernel", self.kernel.clone())?;
         let bias = model.add_const("bias", self.bias.clone())?;
-        let mut y = model.wire_node(&self.name, self.conv.clone(), &[x, kernel, bias])?[0];
-        if self.min > f32::NEG_INFINITY {
-            let min = model.add_const("min", bound(self.min)?)?;
-            y = model.wire_node(
-                "clamp.max",
-                tract_onnx::tract_core::ops::math::max(),
-                &[y, min],
-            )?[0];
-        }
-        if self.max < f32::INFINITY {
-            let max = model.add_const("max", bound(self.max)?)?;
-            y = model.wire_node(
-                "clamp.min",
-                tract_onnx::tract_core::ops::math::min(),
-                &[y, max],
-            )?[0];
-        }
+        let y = model.wire_node(&self.name, self.conv.clone(), &[x, kernel, bias])?[0];
+        let y = wire_clamp(&mut model, y, shape.len(), (self.min, self.max))?;
         model.select_output_outlets(&[y])?;
         Ok(model)
     }
@@ -312,14 +296,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<Depthwi
 
 /// Every depthwise layer of a decluttered model that [`super::fuse`] would replace, in evaluation order.
 pub fn layers(model: &TypedModel) -> TractResult<Vec<DepthwiseLayer>> {
-    Ok(model
-        .eval_order()?
-        .into_iter()
-        .filter_map(|id| {
-            let node = model.node(id);
-            layer_at(model, node, node.op_as::<Conv>()?)
-        })
-        .collect())
+    layers_with(model, layer_at)
 }
 
 pub(super) fn rule(
@@ -335,7 +312,7 @@ pub(super) fn rule(
     let op = layer.op(ctx.unwrap_or(Isa::Portable))?;
     let mut patch = TypedModelPatch::default();
     // The same moves conv_nhwc puts around a convolution: channels last in, channels back out.
-    let (c_axis, last) = if layer.batch_axis { (1, 3) } else { (0, 2) };
+    let (c_axis, last) = channel_axes(layer.batch_axis);
     let x = patch.tap_model(model, node.inputs[0])?;
     let x = patch.wire_node(format!("{name}.nhwc_in"), AxisOp::Move(c_axis, last), &[x])?;
     let y = patch.wire_node(format!("{name}.fused"), op, &x)?;

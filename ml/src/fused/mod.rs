@@ -97,6 +97,55 @@ fn trailing_clamp(model: &TypedModel, from: usize) -> Option<(f32, f32, usize)> 
     (!(min.is_nan() || max.is_nan() || min > max)).then_some((min, max, last))
 }
 
+/// `(channel axis, last axis)` of a channels-first tensor with (`N × C × H × W`) or without
+/// (`C × H × W`) a batch axis: the moves `conv_nhwc` puts around a convolution go between them.
+fn channel_axes(batch: bool) -> (usize, usize) {
+    if batch { (1, 3) } else { (0, 2) }
+}
+
+/// Every node of `model` with op `O` that `read` makes a layer of, in evaluation order.
+fn layers_with<O: Op, L>(
+    model: &TypedModel,
+    read: impl Fn(&TypedModel, &TypedNode, &O) -> Option<L>,
+) -> TractResult<Vec<L>> {
+    Ok(model
+        .eval_order()?
+        .into_iter()
+        .filter_map(|id| {
+            let node = model.node(id);
+            read(model, node, node.op_as::<O>()?)
+        })
+        .collect())
+}
+
+/// Wires the clamp `[min, max]` after `y` in a model of one layer, as tract's declutter leaves a
+/// `Clip`: `Max` with the lower bound, then `Min` with the upper one, each only when finite.
+fn wire_clamp(
+    model: &mut TypedModel,
+    mut y: OutletId,
+    rank: usize,
+    (min, max): (f32, f32),
+) -> TractResult<OutletId> {
+    let bound = |v: f32| Tensor::from_shape(&vec![1; rank], &[v]);
+    if min > f32::NEG_INFINITY {
+        let min = model.add_const("min", bound(min)?)?;
+        y = model.wire_node(
+            "clamp.max",
+            tract_onnx::tract_core::ops::math::max(),
+            &[y, min],
+        )?[0];
+    }
+    if max < f32::INFINITY {
+        let max = model.add_const("max", bound(max)?)?;
+        y = model.wire_node(
+            "clamp.min",
+            tract_onnx::tract_core::ops::math::min(),
+            &[y, max],
+        )?[0];
+    }
+    Ok(y)
+}
+
 /// The one node reading node `id`'s output, unless that output is also a model output.
 fn only_successor(model: &TypedModel, id: usize) -> Option<&TypedNode> {
     if model.outputs.contains(&OutletId::new(id, 0)) {

@@ -16,7 +16,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
-use super::{FuseContext, only_successor, trailing_clamp};
+use super::{FuseContext, channel_axes, layers_with, only_successor, trailing_clamp, wire_clamp};
 
 /// 1×1 convolution + bias + clamp (+ residual) on channels-last tensors (`[1 ×] H × W × C`),
 /// the residual, when there is one, the node's second input.
@@ -228,8 +228,6 @@ impl PointwiseLayer {
     pub fn standalone(&self) -> TractResult<TypedModel> {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact(self.input_shape()))?;
-        let rank = self.output_shape().len();
-        let bound = |v: f32| Tensor::from_shape(&vec![1; rank], &[v]);
         let weights = model.add_const("weights", self.weights.clone())?;
         let mut y = model.wire_node(&self.name, self.einsum.clone(), &[x, weights])?[0];
         if let Some(bias) = &self.bias {
@@ -240,22 +238,12 @@ impl PointwiseLayer {
                 &[y, bias],
             )?[0];
         }
-        if self.min > f32::NEG_INFINITY {
-            let min = model.add_const("min", bound(self.min)?)?;
-            y = model.wire_node(
-                "clamp.max",
-                tract_onnx::tract_core::ops::math::max(),
-                &[y, min],
-            )?[0];
-        }
-        if self.max < f32::INFINITY {
-            let max = model.add_const("max", bound(self.max)?)?;
-            y = model.wire_node(
-                "clamp.min",
-                tract_onnx::tract_core::ops::math::min(),
-                &[y, max],
-            )?[0];
-        }
+        y = wire_clamp(
+            &mut model,
+            y,
+            self.output_shape().len(),
+            (self.min, self.max),
+        )?;
         if self.residual.is_some() {
             let r = model.add_source("residual", f32::fact(self.output_shape()))?;
             y = model.wire_node(
@@ -425,14 +413,7 @@ fn layer_at(model: &TypedModel, node: &TypedNode, einsum: &EinSum) -> Option<Poi
 /// Every 1×1 layer of a decluttered model that [`super::fuse`] would replace, in evaluation
 /// order.
 pub fn layers(model: &TypedModel) -> TractResult<Vec<PointwiseLayer>> {
-    Ok(model
-        .eval_order()?
-        .into_iter()
-        .filter_map(|id| {
-            let node = model.node(id);
-            layer_at(model, node, node.op_as::<EinSum>()?)
-        })
-        .collect())
+    layers_with(model, layer_at)
 }
 
 pub(super) fn rule(
@@ -447,13 +428,11 @@ pub(super) fn rule(
     };
     let op = layer.op(ctx.unwrap_or(Isa::Portable))?;
     let mut patch = TypedModelPatch::default();
-    // (channel axis, last axis) of a channels-first tensor with or without a batch axis.
-    let axes = |batch: bool| if batch { (1, 3) } else { (0, 2) };
     let mut inputs = tvec![(node.inputs[0], layer.batch_in)];
     inputs.extend(layer.residual.map(|r| (r, layer.batch_out)));
     let mut wires = tvec![];
     for (i, (outlet, batch)) in inputs.into_iter().enumerate() {
-        let (c_axis, last) = axes(batch);
+        let (c_axis, last) = channel_axes(batch);
         let x = patch.tap_model(model, outlet)?;
         wires.push(
             patch.wire_node(
@@ -464,7 +443,7 @@ pub(super) fn rule(
         );
     }
     let y = patch.wire_node(format!("{name}.fused"), op, &wires)?;
-    let (c_axis, last) = axes(layer.batch_out);
+    let (c_axis, last) = channel_axes(layer.batch_out);
     let y = patch.wire_node(format!("{name}.nhwc_out"), AxisOp::Move(last, c_axis), &y)?;
     patch.shunt_outside(model, layer.last_node.into(), y[0])?;
     Ok(Some(patch))

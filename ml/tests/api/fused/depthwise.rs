@@ -7,7 +7,7 @@ use ml::classifier::{ConvLayout, Isa, lower};
 use ml::fused::depthwise::{self, DepthwiseLayer, FusedDepthwise};
 use tract_onnx::prelude::*;
 
-use super::{MODELS, input, isas, max_diff, model, run};
+use super::{MODELS, fused_op_names, input, isas, max_diff, model, run};
 use crate::helpers::shared_process;
 
 /// Per element, between the fused op and tract's stock one, relative to the layer's output range
@@ -129,12 +129,7 @@ async fn the_optimised_models_run_every_depthwise_layer_fused() {
     for (file, size) in MODELS {
         let model = model(file, size);
         let count = depthwise::layers(&model).expect("layers").len();
-        let optimised = lower(model, ConvLayout::NhwcFused, Isa::detect()).expect("fused lowering");
-        let names: Vec<String> = optimised
-            .nodes()
-            .iter()
-            .map(|n| n.op.name().to_string())
-            .collect();
+        let names = fused_op_names(model);
         let fused = names.iter().filter(|n| *n == "FusedDepthwise").count();
         assert_eq!(fused, count, "{file}: fused layers");
         assert!(

@@ -6,7 +6,7 @@ mod pointwise;
 
 use std::path::Path;
 
-use ml::classifier::{Isa, decluttered};
+use ml::classifier::{ConvLayout, Isa, decluttered, lower};
 use tract_onnx::prelude::*;
 
 pub const MODELS: [(&str, u32); 2] = [
@@ -42,6 +42,17 @@ pub fn input(shape: &[usize], seed: u64) -> Tensor {
         })
         .collect();
     Tensor::from_shape(shape, &values).expect("input tensor")
+}
+
+/// The operator names of `model` lowered the way the service runs it (`nhwc-fused`, this CPU's
+/// kernels).
+pub fn fused_op_names(model: TypedModel) -> Vec<String> {
+    lower(model, ConvLayout::NhwcFused, Isa::detect())
+        .expect("fused lowering")
+        .nodes()
+        .iter()
+        .map(|n| n.op.name().to_string())
+        .collect()
 }
 
 pub fn run(model: TypedModel, inputs: &[&Tensor]) -> Vec<f32> {
