@@ -47,6 +47,7 @@ impl PartialEq for FusedPointwise {
     fn eq(&self, other: &Self) -> bool {
         self.isa == other.isa
             && self.input_shape == other.input_shape
+            && self.output_shape == other.output_shape
             && self.residual == other.residual
             && (Arc::ptr_eq(&self.layer, &other.layer) || self.layer == other.layer)
     }

@@ -58,8 +58,8 @@ impl Kernel for Layer<'_, '_> {
         // array on x86-64's baseline, two registers per 8-lane vector).
         match (V::LANES, V::PORTABLE) {
             (16, _) => layer::<V, 14, 1>(self.a, self.out),
-            (8, false) if PANEL == 16 => layer::<V, 6, 2>(self.a, self.out),
-            (8, true) if PANEL == 16 => layer::<V, 2, 2>(self.a, self.out),
+            (8, false) => layer::<V, 6, 2>(self.a, self.out),
+            (8, true) => layer::<V, 2, 2>(self.a, self.out),
             _ => unreachable!("no tile for {} lanes", V::LANES),
         }
     }

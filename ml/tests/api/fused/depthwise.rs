@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use ml::classifier::{ConvLayout, Isa, lower};
+use ml::classifier::Isa;
 use ml::fused::depthwise::{self, DepthwiseLayer, FusedDepthwise};
 use tract_onnx::prelude::*;
 
-use super::{MODELS, fused_op_names, input, isas, max_diff, model, run};
+use super::{MODELS, fused_op_names, input, isas, max_diff, model, run_fused, run_stock};
 use crate::helpers::shared_process;
 
 /// Per element, between the fused op and tract's stock one, relative to the layer's output range
@@ -19,33 +19,16 @@ const MAX_DIFF: f32 = 1e-5;
 
 /// Tract's stock pipeline (`conv_nhwc`, declutter, optimise) on the layer alone.
 fn stock(layer: &DepthwiseLayer, x: &Tensor) -> Vec<f32> {
-    let model = lower(
-        layer.standalone().expect("standalone"),
-        ConvLayout::Nhwc,
-        Isa::Portable,
-    )
-    .expect("stock lowering");
-    run(model, &[x])
+    run_stock(layer.standalone().expect("standalone"), &[x])
 }
 
 fn fused(layer: &DepthwiseLayer, isa: Isa, x: &Tensor) -> Vec<f32> {
-    let model = lower(
+    run_fused::<FusedDepthwise>(
         layer.standalone().expect("standalone"),
-        ConvLayout::NhwcFused,
         isa,
+        &layer.name,
+        &[x],
     )
-    .expect("fused lowering");
-    let ops = model
-        .nodes()
-        .iter()
-        .filter(|n| n.op_is::<FusedDepthwise>())
-        .count();
-    assert_eq!(
-        ops, 1,
-        "{}: the fused op is in the optimised graph",
-        layer.name
-    );
-    run(model, &[x])
 }
 
 #[tokio::test]

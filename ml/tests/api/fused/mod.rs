@@ -44,6 +44,27 @@ pub fn input(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_shape(shape, &values).expect("input tensor")
 }
 
+/// A layer's standalone model through tract's stock pipeline (`conv_nhwc`, declutter, optimise),
+/// run on `inputs`.
+pub fn run_stock(standalone: TypedModel, inputs: &[&Tensor]) -> Vec<f32> {
+    let model = lower(standalone, ConvLayout::Nhwc, Isa::Portable).expect("stock lowering");
+    run(model, inputs)
+}
+
+/// The same through the service's pipeline with `isa`'s kernels, which must leave exactly one
+/// `O` (the project's operator for the layer `name`) in the optimised graph.
+pub fn run_fused<O: Op>(
+    standalone: TypedModel,
+    isa: Isa,
+    name: &str,
+    inputs: &[&Tensor],
+) -> Vec<f32> {
+    let model = lower(standalone, ConvLayout::NhwcFused, isa).expect("fused lowering");
+    let ops = model.nodes().iter().filter(|n| n.op_is::<O>()).count();
+    assert_eq!(ops, 1, "{name}: the fused op is in the optimised graph");
+    run(model, inputs)
+}
+
 /// The operator names of `model` lowered the way the service runs it (`nhwc-fused`, this CPU's
 /// kernels).
 pub fn fused_op_names(model: TypedModel) -> Vec<String> {

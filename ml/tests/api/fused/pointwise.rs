@@ -1,10 +1,10 @@
 //! The project's fused 1×1 operator against tract's own, on every 1×1 convolution of both models.
 
-use ml::classifier::{ConvLayout, Isa, lower};
+use ml::classifier::Isa;
 use ml::fused::pointwise::{self, FusedPointwise, PointwiseLayer};
 use tract_onnx::prelude::*;
 
-use super::{MODELS, fused_op_names, input, isas, max_diff, model, run};
+use super::{MODELS, fused_op_names, input, isas, max_diff, model, run_fused, run_stock};
 use crate::helpers::shared_process;
 
 /// Per element, between the fused op and tract's stock one, relative to the layer's output range
@@ -14,33 +14,16 @@ const MAX_DIFF: f32 = 1e-5;
 
 /// Tract's stock pipeline on the layer alone: its `EinSum` becomes `OptMatMul`.
 fn stock(layer: &PointwiseLayer, inputs: &[&Tensor]) -> Vec<f32> {
-    let model = lower(
-        layer.standalone().expect("standalone"),
-        ConvLayout::Nhwc,
-        Isa::Portable,
-    )
-    .expect("stock lowering");
-    run(model, inputs)
+    run_stock(layer.standalone().expect("standalone"), inputs)
 }
 
 fn fused(layer: &PointwiseLayer, isa: Isa, inputs: &[&Tensor]) -> Vec<f32> {
-    let model = lower(
+    run_fused::<FusedPointwise>(
         layer.standalone().expect("standalone"),
-        ConvLayout::NhwcFused,
         isa,
+        &layer.name,
+        inputs,
     )
-    .expect("fused lowering");
-    let ops = model
-        .nodes()
-        .iter()
-        .filter(|n| n.op_is::<FusedPointwise>())
-        .count();
-    assert_eq!(
-        ops, 1,
-        "{}: the fused op is in the optimised graph",
-        layer.name
-    );
-    run(model, inputs)
 }
 
 /// The layer's inputs: activations in `[0, 6)` and, for a projection, a residual in `[-3, 3)`.
